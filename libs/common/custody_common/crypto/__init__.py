@@ -1,0 +1,1 @@
+"""Cryptography: STREAM AEAD for evidence bytes, envelope keys, service signatures."""

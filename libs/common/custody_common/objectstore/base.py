@@ -1,0 +1,81 @@
+"""The object-store port. Keys are ``/``-separated paths such as
+``evidence/<id>/parts/000001``. Methods are blocking; async callers run them in a thread."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import BinaryIO, Protocol
+
+from custody_common.errors import CustodyError
+
+
+class ObjectStoreError(CustodyError):
+    """The object store refused or failed an operation."""
+
+
+class ObjectNotFound(ObjectStoreError):
+    """No object under that key."""
+
+
+class ObjectLocked(ObjectStoreError):
+    """The object is under WORM retention or legal hold: it cannot be overwritten or deleted."""
+
+
+class ObjectStoreUnavailable(ObjectStoreError):
+    """The store cannot be reached now; retry later."""
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What the store says about one object."""
+
+    key: str
+    size: int
+    version_id: str | None = None
+    """The S3 version id where the store versions objects; None on a local folder."""
+
+
+class ObjectStore(Protocol):
+    """Where evidence ciphertext and manifests live."""
+
+    def put(self, key: str, data: bytes | BinaryIO | Iterable[bytes]) -> ObjectInfo:
+        """Store ``data`` under ``key``, durably and atomically (a reader sees all or nothing).
+        Raises ObjectLocked if ``key`` holds a locked object. Memory stays bounded for streams."""
+        ...
+
+    def read(self, key: str, offset: int = 0, length: int | None = None) -> Iterator[bytes]:
+        """The object's bytes [offset, offset+length) as a stream of chunks."""
+        ...
+
+    def read_all(self, key: str) -> bytes:
+        """The whole (small) object."""
+        ...
+
+    def stat(self, key: str) -> ObjectInfo: ...
+
+    def list(self, prefix: str) -> Iterator[str]:
+        """Keys under ``prefix``, in lexical order."""
+        ...
+
+    def delete(self, key: str) -> None:
+        """Remove ``key``; raises ObjectLocked if it is under retention or legal hold."""
+        ...
+
+    def lock(self, key: str, until: datetime) -> None:
+        """Make ``key`` unalterable and undeletable until ``until`` (S3: COMPLIANCE retention on
+        its current version; local: read-only file plus the adapter's own refusal)."""
+        ...
+
+    def retention(self, key: str) -> datetime | None:
+        """The date until which ``key`` is locked, or None."""
+        ...
+
+    def set_legal_hold(self, key: str, on: bool) -> None: ...
+
+    def legal_hold(self, key: str) -> bool: ...
+
+    def check(self) -> None:
+        """Raise ObjectStoreUnavailable unless the store answers now (readiness)."""
+        ...

@@ -1,0 +1,76 @@
+"""Settings, built once at start-up from the environment (prefix ``CUSTODY_``) and passed in."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything a service or the command line needs to know about its surroundings."""
+
+    model_config = SettingsConfigDict(env_prefix="CUSTODY_", extra="ignore", frozen=True)
+
+    home: Path = Field(default=Path(".custody"), description="Keys and the embedded default's data.")
+    nats_url: str = "nats://127.0.0.1:4222"
+    nats_namespace: str = Field(
+        default="custody",
+        description="Prefix of subjects, stream and consumer names, so several stacks share one NATS.",
+    )
+    nats_user: str | None = None
+    nats_password: str | None = None
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default a SQLite file per service under home."
+    )
+    object_store: str | None = Field(
+        default=None, description="A folder path, or s3://BUCKET; default a folder under home."
+    )
+    s3_endpoint: str | None = None
+    s3_access_key: str | None = None
+    s3_secret_key: str | None = None
+    s3_region: str = "us-east-1"
+    s3_secure: bool = False
+
+    token_public_key: Path | None = Field(
+        default=None, description="PEM public key that verifies tokens; default the local stack's key."
+    )
+    token_jwks_url: str | None = None
+    token_issuer: str = "custody-local"
+    token_audience: str = "custody"
+    token_leeway_seconds: int = 30
+    revoked_tokens: frozenset[str] = frozenset()
+    revoked_subjects: frozenset[str] = frozenset()
+
+    keys_dir: Path | None = Field(default=None, description="Default: home/keys.")
+    log_origin: str = "custody.localhost/log"
+    retention: timedelta = Field(default=timedelta(days=3650), description="WORM retention of sealed items.")
+    max_upload_size: int = 64 * 1024**3
+    upload_expiry: timedelta = timedelta(days=7)
+
+    intake_url: str = "http://127.0.0.1:8001"
+    evidence_url: str = "http://127.0.0.1:8002"
+    audit_url: str = "http://127.0.0.1:8003"
+
+    @field_validator("revoked_tokens", "revoked_subjects", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return frozenset(v.strip() for v in value.split(",") if v.strip())
+        return value
+
+    @property
+    def key_folder(self) -> Path:
+        """Where keys live: ``keys_dir`` or ``home/keys``."""
+        return self.keys_dir or self.home / "keys"
+
+    def database_url_for(self, service: str) -> str:
+        """The async SQLAlchemy URL for ``service``'s own database."""
+        url = self.database_url or f"sqlite+aiosqlite:///{(self.home / f'{service}.db').resolve()}"
+        if url.startswith("postgresql://") or url.startswith("postgres://"):
+            url = "postgresql+psycopg://" + url.split("://", 1)[1]
+        if url.startswith("sqlite:///"):
+            url = "sqlite+aiosqlite:///" + url.removeprefix("sqlite:///")
+        return url
