@@ -1,0 +1,63 @@
+"""Databases: one per service, SQLite by default, PostgreSQL at scale; schema by Alembic."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from custody_common.settings import Settings
+
+
+def _sync_url(async_url: str) -> str:
+    url = make_url(async_url)
+    if url.drivername == "sqlite+aiosqlite":
+        return url.set(drivername="sqlite").render_as_string(hide_password=False)
+    return async_url  # psycopg 3 serves both sync and async under the same URL
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def make_engine(settings: Settings, service: str) -> AsyncEngine:
+    """The async engine of ``service``'s database."""
+    url = settings.database_url_for(service)
+    if url.startswith("sqlite"):
+        settings.home.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions that keep loaded objects usable after commit."""
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def run_migrations(settings: Settings, service: str, script_location: Path) -> None:
+    """Bring ``service``'s schema to the newest revision (blocking; call before serving)."""
+    url = _sync_url(settings.database_url_for(service))
+    if url.startswith("sqlite"):
+        settings.home.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url)
+    if url.startswith("sqlite"):
+        event.listen(engine, "connect", _sqlite_pragmas)
+    config = Config()
+    config.set_main_option("script_location", str(script_location))
+    config.set_main_option("version_table", f"alembic_version_{service}")
+    try:
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+    finally:
+        engine.dispose()

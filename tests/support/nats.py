@@ -1,0 +1,108 @@
+"""NATS for tests: the shared server with a private namespace per test, or a private server.
+
+``CUSTODY_TEST_NATS_URL`` names the shared server (default nats://127.0.0.1:4222)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import nats
+import pytest
+
+from custody_common.bus.provision import provision, remove
+from custody_common.bus.topology import Topology
+
+NATS_URL = os.environ.get("CUSTODY_TEST_NATS_URL", "nats://127.0.0.1:4222")
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def _with_js(url: str, action, topology: Topology) -> None:  # type: ignore[no-untyped-def]
+    nc = await nats.connect(url, connect_timeout=5)
+    try:
+        await action(nc.jetstream(), topology)
+    finally:
+        await nc.close()
+
+
+def provision_namespace(url: str, namespace: str) -> Topology:
+    """Create the streams and consumers of ``namespace`` on ``url``."""
+    topology = Topology(namespace)
+    asyncio.run(_with_js(url, provision, topology))
+    return topology
+
+
+def remove_namespace(url: str, namespace: str) -> None:
+    """Delete the streams of ``namespace``."""
+    asyncio.run(_with_js(url, remove, Topology(namespace)))
+
+
+@pytest.fixture
+def nats_namespace() -> Iterator[str]:
+    """A fresh namespace on the shared NATS server, provisioned, and removed after the test."""
+    namespace = f"t{uuid.uuid4().hex[:10]}"
+    provision_namespace(NATS_URL, namespace)
+    try:
+        yield namespace
+    finally:
+        remove_namespace(NATS_URL, namespace)
+
+
+class NatsServer:
+    """A private ``nats-server -js`` on a free port, with its data in ``folder``."""
+
+    def __init__(self, folder: Path, port: int | None = None, config: Path | None = None) -> None:
+        self.folder = folder
+        self.port = port or free_port()
+        self.config = config
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        binary = shutil.which("nats-server") or "/usr/sbin/nats-server"
+        args = [binary, "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.folder)]
+        if self.config:
+            args += ["-c", str(self.config)]
+        self.folder.mkdir(parents=True, exist_ok=True)
+        log = open(self.folder / "nats.log", "ab")  # noqa: SIM115 — lives as long as the server
+        self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"nats-server did not start on port {self.port}")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+
+
+@pytest.fixture
+def private_nats(tmp_path: Path) -> Iterator[NatsServer]:
+    """A private NATS server this test may stop and restart."""
+    server = NatsServer(tmp_path / "nats")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
