@@ -16,8 +16,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from custody_common.crypto.signing import load_public_key
-from custody_common.errors import CustodyError
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+from custody_common.errors import ConfigurationError, CustodyError
 from custody_common.keys import token_signing_key
 from custody_common.settings import Settings
 
@@ -65,7 +67,10 @@ class TokenVerifier:
             path = settings.token_public_key or (settings.key_folder / "token-signing.pub")
             if settings.token_public_key is None:
                 token_signing_key(settings)  # the local stack's key, generated on first start
-            self._key = load_public_key(path)
+            key = serialization.load_pem_public_key(path.read_bytes())
+            if not isinstance(key, Ed25519PublicKey | RSAPublicKey):
+                raise ConfigurationError(f"{path} must hold an Ed25519 or RSA public key")
+            self._key = key
 
     def verify(self, token: str) -> Principal:
         """The principal of ``token``; raises AuthenticationError with the reason."""

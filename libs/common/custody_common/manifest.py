@@ -86,22 +86,32 @@ class SubmissionMetadata(BaseModel):
         return {k: str(v) for k, v in self.model_dump(mode="json").items() if v is not None}
 
 
-def seal_metadata(dek: bytes, evidence_id: uuid.UUID, metadata: SubmissionMetadata) -> str:
-    """``metadata`` encrypted under the item's data key, bound to its id (base64)."""
+def seal_json(dek: bytes, evidence_id: uuid.UUID, label: str, value: Any) -> str:
+    """``value`` as JSON encrypted under the item's data key, bound to its id and ``label``
+    (what it is: ``metadata``, ``disclosures``, ``purpose``…); base64."""
     nonce = os.urandom(12)
-    plaintext = metadata.model_dump_json().encode()
-    ct = AESGCM(dek).encrypt(nonce, plaintext, evidence_id.bytes + b"metadata")
+    ct = AESGCM(dek).encrypt(nonce, json.dumps(value).encode(), evidence_id.bytes + label.encode())
     return base64.b64encode(nonce + ct).decode()
+
+
+def open_json(dek: bytes, evidence_id: uuid.UUID, label: str, sealed: str) -> Any:
+    """The value sealed by :func:`seal_json`; raises IntegrityError if altered or misplaced."""
+    raw = base64.b64decode(sealed)
+    try:
+        plaintext = AESGCM(dek).decrypt(raw[:12], raw[12:], evidence_id.bytes + label.encode())
+    except InvalidTag:
+        raise IntegrityError(f"item {label} does not verify under its data key") from None
+    return json.loads(plaintext)
+
+
+def seal_metadata(dek: bytes, evidence_id: uuid.UUID, metadata: SubmissionMetadata) -> str:
+    """``metadata`` encrypted under the item's data key (base64)."""
+    return seal_json(dek, evidence_id, "metadata", metadata.model_dump(mode="json"))
 
 
 def open_metadata(dek: bytes, evidence_id: uuid.UUID, sealed: str) -> SubmissionMetadata:
     """The metadata sealed by :func:`seal_metadata`; raises IntegrityError if altered."""
-    raw = base64.b64decode(sealed)
-    try:
-        plaintext = AESGCM(dek).decrypt(raw[:12], raw[12:], evidence_id.bytes + b"metadata")
-    except InvalidTag:
-        raise IntegrityError("item metadata does not verify under its data key") from None
-    return SubmissionMetadata.model_validate_json(plaintext)
+    return SubmissionMetadata.model_validate(open_json(dek, evidence_id, "metadata", sealed))
 
 
 class StoredPart(BaseModel):
@@ -154,6 +164,10 @@ class SubmissionCompleted(_Signed):
     parts: list[StoredPart]
     wrapped_dek: WrappedKey
     metadata: str = Field(description="SubmissionMetadata sealed under the data key (base64).")
+    disclosures: str | None = Field(
+        default=None,
+        description="{field: salt hex} of the submitted event's commitments, sealed under the data key.",
+    )
     created_at: datetime
     received_at: datetime
     request_id: str | None = None
@@ -175,6 +189,7 @@ class EvidenceManifest(_Signed):
     parts: list[StoredPart]
     wrapped_dek: WrappedKey
     metadata: str
+    disclosures: str | None = None
     created_at: datetime
     received_at: datetime
     sealed_at: datetime

@@ -1,0 +1,24 @@
+# The same commands in README, CI and here.
+SHELL := /bin/bash
+export PATH := $(CURDIR)/.venv/bin:$(HOME)/.local/bin:$(PATH):/usr/sbin
+PYTEST := .venv/bin/pytest
+
+.PHONY: setup run test test-slow lint bench
+
+setup:
+	@deploy/bootstrap.sh
+
+run: setup
+	@deploy/run-local.sh
+
+lint: setup
+	.venv/bin/lint-imports
+
+test: lint
+	$(PYTEST) -m "not slow" -q
+
+test-slow: setup
+	$(PYTEST) -m slow -q
+
+bench: setup
+	.venv/bin/python -m bench

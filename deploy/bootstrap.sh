@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs what Custody needs on a fresh Debian machine, and nothing that is already there:
+# uv (from PyPI), the locked Python environment (.venv, from uv.lock), and nats-server
+# (Debian's package) when none is installed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export PATH="$HOME/.local/bin:$PATH"
+if ! command -v uv >/dev/null 2>&1; then
+    echo "bootstrap: installing uv" >&2
+    python3 -m pip install --quiet --user uv 2>/dev/null || python3 -m pip install --quiet uv \
+        || { apt-get update -qq && apt-get install -y -qq python3-pip && python3 -m pip install --quiet --break-system-packages uv; }
+fi
+uv sync --frozen --quiet
+
+if ! command -v nats-server >/dev/null 2>&1 && [ ! -x /usr/sbin/nats-server ]; then
+    echo "bootstrap: installing nats-server from Debian's packages" >&2
+    if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq nats-server
+    else sudo apt-get update -qq && sudo apt-get install -y -qq nats-server; fi
+fi

@@ -1,0 +1,1 @@
+"""The custody log: Merkle tree, checkpoints, storage, sequencer and its HTTP side."""
