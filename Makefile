@@ -15,10 +15,11 @@ lint: setup
 	.venv/bin/lint-imports
 
 test: lint
-	$(PYTEST) -m "not slow" -q
+	@deploy/bootstrap.sh --test
+	$(PYTEST) -m "not slow"
 
 test-slow: setup
-	$(PYTEST) -m slow -q
+	$(PYTEST) -m slow || [ $$? = 5 ]  # 5: no slow suite selected
 
 bench: setup
 	.venv/bin/python -m bench

@@ -18,3 +18,10 @@ if ! command -v nats-server >/dev/null 2>&1 && [ ! -x /usr/sbin/nats-server ]; t
     if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq nats-server
     else sudo apt-get update -qq && sudo apt-get install -y -qq nats-server; fi
 fi
+
+# `make test` also checks docker-compose.yml with the Compose tool that runs without an engine.
+if [ "${1:-}" = "--test" ] && ! command -v docker-compose >/dev/null 2>&1; then
+    echo "bootstrap: installing docker-compose (to check docker-compose.yml)" >&2
+    if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq docker-compose >/dev/null
+    else sudo apt-get update -qq && sudo apt-get install -y -qq docker-compose >/dev/null; fi
+fi

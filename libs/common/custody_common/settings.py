@@ -50,6 +50,7 @@ class Settings(BaseSettings):
     max_upload_size: int = 64 * 1024**3
     upload_expiry: timedelta = timedelta(days=7)
 
+    bind_host: str = Field(default="127.0.0.1", description="Address the services listen on.")
     intake_url: str = "http://127.0.0.1:8001"
     evidence_url: str = "http://127.0.0.1:8002"
     audit_url: str = "http://127.0.0.1:8003"

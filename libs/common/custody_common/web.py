@@ -113,11 +113,11 @@ async def standard_checks(engine: AsyncEngine | None, nc: Any | None, store: Any
     return checks
 
 
-def serve(app: FastAPI, port: int, host: str = "127.0.0.1") -> None:
-    """Run ``app`` until SIGINT/SIGTERM."""
+def serve(app: FastAPI, port: int, host: str | None = None) -> None:
+    """Run ``app`` until SIGINT/SIGTERM, on ``host`` or the ``bind_host`` setting."""
     uvicorn.run(
         app,
-        host=host,
+        host=host or app.state.settings.bind_host,
         port=port,
         log_config=None,
         access_log=False,

@@ -18,7 +18,8 @@ log = logging.getLogger(__name__)
 
 
 async def connect(settings: Settings, name: str) -> Client:
-    """A connection that keeps reconnecting for as long as the process lives."""
+    """A connection that keeps reconnecting for as long as the process lives. Replies arrive on
+    ``_INBOX.<name>.…`` so that NATS permissions can keep each service to its own inbox."""
 
     async def _error(exc: Exception) -> None:
         log.warning("NATS: %s", type(exc).__name__)
@@ -31,6 +32,7 @@ async def connect(settings: Settings, name: str) -> Client:
         "connect_timeout": 3,
         "error_cb": _error,
         "allow_reconnect": True,
+        "inbox_prefix": f"_INBOX.{name}",
     }
     if settings.nats_user:
         options["user"] = settings.nats_user

@@ -1,0 +1,231 @@
+"""The queries of the custody log. Every function takes the caller's connection, so the
+sequencer can run a whole batch (leaves, hashes, checkpoint) in one transaction."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, insert, literal, select, tuple_, union_all
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from custody_audit.log.merkle import NodeId
+from custody_audit.log.tables import checkpoints, leaves, nodes, rejected_events
+
+# Keeps every statement under SQLite's and PostgreSQL's bound-parameter limits.
+_CHUNK = 2000
+
+
+@dataclass(frozen=True)
+class StoredCheckpoint:
+    """A checkpoint as the log keeps it."""
+
+    size: int
+    root: bytes
+    note: str
+    signed_at: datetime
+
+
+@dataclass(frozen=True)
+class StoredLeaf:
+    """One log entry with the columns indexed beside it."""
+
+    index: int
+    event_id: str
+    service: str
+    action: str
+    evidence_id: str | None
+    case: str | None
+    item_seq: int | None
+    prev_leaf: bytes | None
+    leaf: bytes
+    leaf_hash: bytes
+
+
+def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(values), _CHUNK):
+        yield values[start : start + _CHUNK]
+
+
+async def fetch_hashes(conn: AsyncConnection, wanted: Iterable[NodeId]) -> dict[NodeId, bytes]:
+    """The stored hashes of ``wanted`` perfect subtrees (leaf hashes for level 0), in one
+    query for any proof's worth of nodes."""
+    wanted = sorted(set(wanted))
+    found: dict[NodeId, bytes] = {}
+    for chunk in _chunks(wanted):
+        leaf_ids = [node.index for node in chunk if node.level == 0]
+        inner = [(node.level, node.index) for node in chunk if node.level > 0]
+        parts = []
+        if leaf_ids:
+            parts.append(
+                select(literal(0).label("level"), leaves.c.idx, leaves.c.leaf_hash.label("hash")).where(
+                    leaves.c.idx.in_(leaf_ids)
+                )
+            )
+        if inner:
+            parts.append(
+                select(nodes.c.level, nodes.c.idx, nodes.c.hash).where(tuple_(nodes.c.level, nodes.c.idx).in_(inner))
+            )
+        statement = parts[0] if len(parts) == 1 else union_all(*parts)
+        for level, index, digest in (await conn.execute(statement)).all():
+            found[NodeId(int(level), int(index))] = bytes(digest)
+    return found
+
+
+async def log_size(conn: AsyncConnection) -> int:
+    """How many leaves the log holds (its largest index plus one)."""
+    largest = (await conn.execute(select(func.max(leaves.c.idx)))).scalar()
+    return 0 if largest is None else int(largest) + 1
+
+
+def _checkpoint(row: Any) -> StoredCheckpoint:
+    return StoredCheckpoint(int(row.size), bytes(row.root), row.note, row.signed_at)
+
+
+async def latest_checkpoint(conn: AsyncConnection) -> StoredCheckpoint | None:
+    """The checkpoint of the largest size, or None for a log that never started."""
+    row = (await conn.execute(select(checkpoints).order_by(checkpoints.c.size.desc()).limit(1))).first()
+    return _checkpoint(row) if row else None
+
+
+async def checkpoint_of_size(conn: AsyncConnection, size: int) -> StoredCheckpoint | None:
+    """The stored checkpoint of exactly ``size`` leaves."""
+    row = (await conn.execute(select(checkpoints).where(checkpoints.c.size == size))).first()
+    return _checkpoint(row) if row else None
+
+
+async def all_checkpoints(conn: AsyncConnection) -> list[StoredCheckpoint]:
+    """Every stored checkpoint, smallest first."""
+    rows = (await conn.execute(select(checkpoints).order_by(checkpoints.c.size))).all()
+    return [_checkpoint(row) for row in rows]
+
+
+def _leaf(row: Any) -> StoredLeaf:
+    return StoredLeaf(
+        index=int(row.idx),
+        event_id=row.event_id,
+        service=row.service,
+        action=row.action,
+        evidence_id=row.evidence_id,
+        case=row.case_name,
+        item_seq=row.item_seq,
+        prev_leaf=bytes(row.prev_leaf) if row.prev_leaf is not None else None,
+        leaf=bytes(row.leaf),
+        leaf_hash=bytes(row.leaf_hash),
+    )
+
+
+async def leaf_range(conn: AsyncConnection, start: int, end: int) -> list[tuple[int, bytes]]:
+    """(index, leaf bytes) of entries ``[start, end)``."""
+    rows = await conn.execute(
+        select(leaves.c.idx, leaves.c.leaf).where(leaves.c.idx >= start, leaves.c.idx < end).order_by(leaves.c.idx)
+    )
+    return [(int(index), bytes(leaf)) for index, leaf in rows.all()]
+
+
+async def item_leaves(conn: AsyncConnection, evidence_id: str, below: int) -> list[StoredLeaf]:
+    """The entries of one evidence item among the first ``below`` leaves, in log order."""
+    rows = await conn.execute(
+        select(leaves).where(leaves.c.evidence_id == evidence_id, leaves.c.idx < below).order_by(leaves.c.idx)
+    )
+    return [_leaf(row) for row in rows.all()]
+
+
+async def item_heads(conn: AsyncConnection, evidence_ids: Iterable[str]) -> dict[str, tuple[int, bytes]]:
+    """For each item already in the log: (its last item_seq, that entry's leaf hash)."""
+    heads: dict[str, tuple[int, bytes]] = {}
+    for chunk in _chunks(sorted(set(evidence_ids))):
+        last = (
+            select(leaves.c.evidence_id, func.max(leaves.c.item_seq).label("seq"))
+            .where(leaves.c.evidence_id.in_(chunk))
+            .group_by(leaves.c.evidence_id)
+            .subquery()
+        )
+        rows = await conn.execute(
+            select(leaves.c.evidence_id, leaves.c.item_seq, leaves.c.leaf_hash).join(
+                last, (leaves.c.evidence_id == last.c.evidence_id) & (leaves.c.item_seq == last.c.seq)
+            )
+        )
+        for evidence_id, seq, digest in rows.all():
+            heads[evidence_id] = (int(seq), bytes(digest))
+    return heads
+
+
+async def logged_events(conn: AsyncConnection, event_ids: Iterable[str]) -> dict[str, bytes]:
+    """The leaves of those of ``event_ids`` already in the log."""
+    found: dict[str, bytes] = {}
+    for chunk in _chunks(sorted(set(event_ids))):
+        rows = await conn.execute(select(leaves.c.event_id, leaves.c.leaf).where(leaves.c.event_id.in_(chunk)))
+        found.update((event_id, bytes(leaf)) for event_id, leaf in rows.all())
+    return found
+
+
+async def leaves_of(conn: AsyncConnection, service: str, action: str) -> list[StoredLeaf]:
+    """Every entry of one service and action (e.g. a service's key announcements)."""
+    rows = await conn.execute(
+        select(leaves).where(leaves.c.service == service, leaves.c.action == action).order_by(leaves.c.idx)
+    )
+    return [_leaf(row) for row in rows.all()]
+
+
+async def stream_leaves(conn: AsyncConnection, batch: int = 5000) -> AsyncIterator[StoredLeaf]:
+    """Every entry in log order, a page at a time (the whole log never sits in memory)."""
+    after = -1
+    while True:
+        rows = (
+            await conn.execute(select(leaves).where(leaves.c.idx > after).order_by(leaves.c.idx).limit(batch))
+        ).all()
+        if not rows:
+            return
+        for row in rows:
+            yield _leaf(row)
+        after = int(rows[-1].idx)
+
+
+async def stream_nodes(conn: AsyncConnection, batch: int = 5000) -> AsyncIterator[tuple[NodeId, bytes]]:
+    """Every stored node of level ≥ 1 in the order appends complete them: by the leaf that
+    completes the node, then upward."""
+    completes = (nodes.c.idx + 1) * func.power(2, nodes.c.level)
+    if conn.dialect.name == "sqlite":
+        completes = (nodes.c.idx + 1).op("<<")(nodes.c.level)
+    result = await conn.stream(select(nodes.c.level, nodes.c.idx, nodes.c.hash).order_by(completes, nodes.c.level))
+    async for partition in result.partitions(batch):
+        for level, index, digest in partition:
+            yield NodeId(int(level), int(index)), bytes(digest)
+
+
+async def insert_leaves(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Append entries (``idx``, ``event_id`` … ``logged_at``) in bulk."""
+    if rows:
+        await conn.execute(insert(leaves), list(rows))
+
+
+async def insert_nodes(conn: AsyncConnection, new_nodes: Sequence[tuple[NodeId, bytes]]) -> None:
+    """Store the perfect-subtree hashes an append completed."""
+    if new_nodes:
+        await conn.execute(
+            insert(nodes), [{"level": node.level, "idx": node.index, "hash": digest} for node, digest in new_nodes]
+        )
+
+
+async def insert_checkpoint(conn: AsyncConnection, checkpoint: StoredCheckpoint) -> None:
+    """Keep a signed checkpoint."""
+    await conn.execute(
+        insert(checkpoints).values(
+            size=checkpoint.size, root=checkpoint.root, note=checkpoint.note, signed_at=checkpoint.signed_at
+        )
+    )
+
+
+async def insert_rejected(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Keep aside messages that failed admission (``subject``, ``stream_seq``, ``payload``,
+    ``reason``, ``received_at``)."""
+    if rows:
+        await conn.execute(insert(rejected_events), list(rows))
+
+
+async def rejected_count(conn: AsyncConnection) -> int:
+    """How many messages were kept aside."""
+    return int((await conn.execute(select(func.count()).select_from(rejected_events))).scalar() or 0)
