@@ -128,6 +128,11 @@ class S3Store:
         """The bucket objects live in."""
         return self._bucket
 
+    @property
+    def endpoint_url(self) -> str:
+        """The server's URL, ``http(s)://host:port``."""
+        return self._url
+
     def __repr__(self) -> str:
         return f"S3Store(bucket={self._bucket!r}, endpoint={self._url!r})"
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, literal, select, tuple_, union_all
+from sqlalchemy import Integer, cast, func, insert, literal, select, tuple_, union_all
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from custody_audit.log.merkle import NodeId
@@ -186,10 +186,8 @@ async def stream_leaves(conn: AsyncConnection, batch: int = 5000) -> AsyncIterat
 
 async def stream_nodes(conn: AsyncConnection, batch: int = 5000) -> AsyncIterator[tuple[NodeId, bytes]]:
     """Every stored node of level ≥ 1 in the order appends complete them: by the leaf that
-    completes the node, then upward."""
-    completes = (nodes.c.idx + 1) * func.power(2, nodes.c.level)
-    if conn.dialect.name == "sqlite":
-        completes = (nodes.c.idx + 1).op("<<")(nodes.c.level)
+    completes the node, then upward. Use a connection of its own: the rows stream."""
+    completes = (nodes.c.idx + 1).op("<<")(cast(nodes.c.level, Integer))
     result = await conn.stream(select(nodes.c.level, nodes.c.idx, nodes.c.hash).order_by(completes, nodes.c.level))
     async for partition in result.partitions(batch):
         for level, index, digest in partition:

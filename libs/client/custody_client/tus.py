@@ -1,0 +1,319 @@
+"""A resumable tus 1.0 uploader (core protocol with the creation and checksum extensions).
+
+An upload is created once (``POST`` with ``Upload-Length`` and ``Upload-Metadata``), then
+filled by ``PATCH`` requests of one chunk each, streamed from the file with the chunk's
+SHA-256 in ``Upload-Checksum``. After any failure the uploader asks the server where it
+stands (``HEAD`` → ``Upload-Offset``) and carries on from there, backing off exponentially
+while the network or the service is down. The upload URL is kept in the resume state, so
+an upload interrupted for good continues on the next run instead of starting over.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from custody_client.errors import NetworkError, NotFound, VerificationFailed, error_for
+from custody_client.resume import ResumeState, submission_key
+
+TUS_VERSION = "1.0.0"
+DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024
+MIN_CHUNK_SIZE = 256 * 1024
+_SLICE = 256 * 1024
+_RETRYABLE = frozenset({408, 423, 429, 500, 502, 503, 504})
+_CHECKSUM_MISMATCH = 460
+
+ProgressCallback = Callable[[int, int], None]
+"""Called with (bytes the server has or is receiving, total bytes)."""
+
+
+def encode_metadata(metadata: Mapping[str, str]) -> str:
+    """``Upload-Metadata``: ``key base64(value)`` pairs joined by commas (a bare key for an
+    empty value). Keys must be non-empty ASCII without spaces or commas."""
+    pairs = []
+    for key, value in metadata.items():
+        if not key or not key.isascii() or "," in key or any(c.isspace() for c in key):
+            raise ValueError(f"tus metadata key {key!r} must be non-empty ASCII without spaces or commas")
+        encoded = base64.b64encode(value.encode()).decode()
+        pairs.append(f"{key} {encoded}" if encoded else key)
+    return ",".join(pairs)
+
+
+def decode_metadata(header: str) -> dict[str, str]:
+    """The mapping an ``Upload-Metadata`` header carries; raises ValueError when malformed."""
+    metadata: dict[str, str] = {}
+    for pair in header.split(","):
+        pair = pair.strip()
+        if not pair:
+            continue
+        key, _, encoded = pair.partition(" ")
+        if key in metadata:
+            raise ValueError(f"tus metadata key {key!r} appears twice")
+        try:
+            metadata[key] = base64.b64decode(encoded.strip(), validate=True).decode()
+        except (ValueError, UnicodeDecodeError):
+            raise ValueError(f"tus metadata value of {key!r} is not base64 of UTF-8 text") from None
+    return metadata
+
+
+def chunk_checksum(chunk: bytes | memoryview) -> str:
+    """``Upload-Checksum`` of a chunk: ``sha256 <base64 digest>``."""
+    return "sha256 " + base64.b64encode(hashlib.sha256(chunk).digest()).decode()
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential back-off with jitter between retries of a failing request."""
+
+    initial: float = 0.5
+    factor: float = 2.0
+    maximum: float = 30.0
+    attempts: int = 10
+    """Consecutive failures tolerated before giving up; any progress resets the count."""
+
+    def delay(self, failures: int) -> float:
+        """Seconds to wait after the ``failures``-th consecutive failure."""
+        ceiling = min(self.maximum, self.initial * self.factor ** max(failures - 1, 0))
+        return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A finished tus upload."""
+
+    url: str
+    size: int
+    resumed_from: int
+    """The offset this run started at: 0 for a fresh upload, ``size`` if it was already complete."""
+
+
+class _Transient(Exception):
+    """A failure worth retrying: a network error or a retryable status."""
+
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+class TusUploader:
+    """Uploads files to one tus creation endpoint, resuming where a previous run stopped."""
+
+    def __init__(
+        self,
+        http: httpx.Client,
+        endpoint: str,
+        *,
+        resume: ResumeState | None = None,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        backoff: Backoff = Backoff(),
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if chunk_size < 1:
+            raise ValueError("chunk_size must be positive")
+        self._http = http
+        self._endpoint = endpoint
+        self._resume = resume
+        self._chunk_size = chunk_size
+        self._backoff = backoff
+        self._sleep = sleep
+
+    def upload(
+        self,
+        path: Path,
+        *,
+        size: int,
+        sha256: str,
+        metadata: Mapping[str, str],
+        on_progress: ProgressCallback | None = None,
+    ) -> Upload:
+        """Send ``path`` (``size`` bytes whose SHA-256 is ``sha256``) with ``metadata``; returns
+        once the server holds every byte. Resumes an upload an earlier run left unfinished."""
+        report = on_progress or (lambda done, total: None)
+        key = submission_key(endpoint=self._endpoint, path=path, size=size, sha256=sha256, metadata=metadata)
+        url, offset = self._resumable(key, size)
+        if url is not None and offset is None:
+            report(size, size)
+            return Upload(url=url, size=size, resumed_from=size)
+        if url is None:
+            url = self._create(size, metadata)
+            offset = 0
+            if self._resume:
+                self._resume.remember(key, url)
+        assert offset is not None
+        resumed_from = offset
+        report(offset, size)
+        try:
+            self._transfer(path, url, offset, size, report)
+        except NotFound:
+            if self._resume:
+                self._resume.forget(key)
+            raise
+        if self._resume:
+            self._resume.mark_complete(key)
+        return Upload(url=url, size=size, resumed_from=resumed_from)
+
+    def _resumable(self, key: str, size: int) -> tuple[str | None, int | None]:
+        """(url, offset) of an earlier upload to continue; (url, None) if it already finished;
+        (None, None) when a new upload is needed."""
+        entry = self._resume.get(key) if self._resume else None
+        if entry is None:
+            return None, None
+        offset = self._offset(entry.url, size)
+        if offset is None:
+            # The server no longer knows the upload: finished and handed on, or expired.
+            if entry.complete:
+                return entry.url, None
+            assert self._resume is not None
+            self._resume.forget(key)
+            return None, None
+        if offset == size:
+            return entry.url, None
+        return entry.url, offset
+
+    def _create(self, size: int, metadata: Mapping[str, str]) -> str:
+        headers = {"Tus-Resumable": TUS_VERSION, "Upload-Length": str(size), "Upload-Metadata": encode_metadata(metadata)}
+        response = self._retrying("creating the upload", lambda: self._http.post(self._endpoint, headers=headers))
+        if response.status_code != 201:
+            raise error_for(response, "creating the upload")
+        location = response.headers.get("Location")
+        if not location:
+            raise NetworkError("intake created the upload but sent no Location; it does not speak tus 1.0")
+        return str(response.url.join(location))
+
+    def _offset(self, url: str, size: int) -> int | None:
+        """The server's offset of the upload at ``url``; None if it no longer exists."""
+        response = self._retrying(
+            "asking intake how much it has", lambda: self._http.head(url, headers={"Tus-Resumable": TUS_VERSION})
+        )
+        if response.status_code in (404, 410):
+            return None
+        if response.status_code not in (200, 204):
+            raise error_for(response, "asking intake how much of the upload it has")
+        offset = _header_int(response, "Upload-Offset")
+        length = response.headers.get("Upload-Length")
+        if length is not None and length.strip() != str(size):
+            raise VerificationFailed(
+                f"intake holds an upload of {length} bytes at {url}, but the file has {size}; "
+                "remove the resume state for it or submit again"
+            )
+        if not 0 <= offset <= size:
+            raise NetworkError(f"intake reports offset {offset} for an upload of {size} bytes")
+        return offset
+
+    def _transfer(self, path: Path, url: str, offset: int, size: int, report: ProgressCallback) -> None:
+        chunk_size = self._chunk_size
+        failures = 0
+        with open(path, "rb") as file:
+            while offset < size:
+                length = min(chunk_size, size - offset)
+                file.seek(offset)
+                chunk = file.read(length)
+                if len(chunk) != length:
+                    raise VerificationFailed(f"{path} became shorter while it was being uploaded; submit it again")
+                headers = {
+                    "Tus-Resumable": TUS_VERSION,
+                    "Content-Type": "application/offset+octet-stream",
+                    "Content-Length": str(length),
+                    "Upload-Offset": str(offset),
+                    "Upload-Checksum": chunk_checksum(chunk),
+                }
+                try:
+                    try:
+                        response = self._http.patch(url, headers=headers, content=_slices(chunk, offset, size, report))
+                    except httpx.TransportError as exc:
+                        raise _Transient(f"the connection failed ({type(exc).__name__})") from None
+                    status = response.status_code
+                    if status in (200, 204):
+                        accepted = _header_int(response, "Upload-Offset")
+                        if not offset < accepted <= offset + length:
+                            raise _Transient(f"intake moved the offset from {offset} to {accepted}")
+                        offset, failures = accepted, 0
+                        report(offset, size)
+                        continue
+                    if status == 413 and chunk_size > MIN_CHUNK_SIZE:
+                        chunk_size = max(MIN_CHUNK_SIZE, chunk_size // 2)
+                        continue
+                    if status == 409:
+                        raise _Transient("intake's offset differs from ours")
+                    if status == _CHECKSUM_MISMATCH:
+                        raise _Transient("intake received a damaged chunk (checksum mismatch)")
+                    if status in _RETRYABLE:
+                        raise _Transient(f"intake answered HTTP {status}", _retry_after(response))
+                    raise error_for(response, "uploading")
+                except _Transient as transient:
+                    failures += 1
+                    self._pause(failures, transient, f"uploading (stopped at {offset} of {size} bytes)")
+                    found = self._offset(url, size)
+                    if found is None:
+                        raise NotFound(
+                            "the upload expired or was removed on the server; run the same command again "
+                            "to start it afresh"
+                        ) from None
+                    offset = found
+                    report(offset, size)
+        if size == 0:
+            report(0, 0)
+
+    def _retrying(self, doing: str, request: Callable[[], httpx.Response]) -> httpx.Response:
+        failures = 0
+        while True:
+            try:
+                try:
+                    response = request()
+                except httpx.TransportError as exc:
+                    raise _Transient(f"the connection failed ({type(exc).__name__})") from None
+                if response.status_code in _RETRYABLE:
+                    raise _Transient(f"the service answered HTTP {response.status_code}", _retry_after(response))
+                return response
+            except _Transient as transient:
+                failures += 1
+                self._pause(failures, transient, doing)
+
+    def _pause(self, failures: int, transient: _Transient, doing: str) -> None:
+        if failures >= self._backoff.attempts:
+            raise NetworkError(
+                f"{doing} failed {failures} times in a row, last because {transient}; "
+                "check the connection and run the same command again: it resumes where it stopped"
+            )
+        delay = self._backoff.delay(failures)
+        if transient.retry_after is not None:
+            delay = min(self._backoff.maximum, max(delay, transient.retry_after))
+        self._sleep(delay)
+
+
+def _slices(chunk: bytes, offset: int, size: int, report: ProgressCallback) -> Iterator[bytes]:
+    view = memoryview(chunk)
+    for start in range(0, len(view), _SLICE):
+        piece = view[start : start + _SLICE]
+        yield bytes(piece)
+        report(offset + start + len(piece), size)
+
+
+def _header_int(response: httpx.Response, name: str) -> int:
+    value = response.headers.get(name, "")
+    if not value.strip().isdigit():
+        raise NetworkError(f"intake sent no valid {name} header; it does not speak tus 1.0")
+    return int(value)
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After", "").strip()
+    return float(value) if value.isdigit() else None
+
+
+__all__ = [
+    "Backoff",
+    "DEFAULT_CHUNK_SIZE",
+    "TusUploader",
+    "Upload",
+    "chunk_checksum",
+    "decode_metadata",
+    "encode_metadata",
+]

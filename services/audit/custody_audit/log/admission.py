@@ -1,0 +1,123 @@
+"""Admission: what a message on the events stream must be before the log takes it — a custody
+event, signed by the service it names with that service's trusted key, published on that
+service's own subject. Anything else is kept aside, never logged."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from custody_audit.errors import EventRejected
+from custody_common.bus import Topology
+from custody_common.events import ACTIONS, EVENT_TYPE, verify_event
+
+log = logging.getLogger(__name__)
+
+MAX_EVENT_BYTES = 64 * 1024
+"""Custody events are small statements; anything larger is not one."""
+
+_REQUIRED = {"type": str, "id": str, "action": str, "time": str, "actor": dict, "service": str, "sig": str}
+_OPTIONAL = {"evidence_id": str, "case": str, "sha256": str, "size": int, "commitments": dict, "details": dict}
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise EventRejected("the event repeats a JSON key, so its meaning is ambiguous")
+    return result
+
+
+def _no_constants(name: str) -> Any:
+    raise EventRejected(f"the event holds the non-JSON number {name}")
+
+
+def _uuid(value: str, field: str) -> None:
+    try:
+        parsed = uuid.UUID(value)
+    except ValueError:
+        raise EventRejected(f"the event's {field} is not a UUID") from None
+    if str(parsed) != value:
+        raise EventRejected(f"the event's {field} is not a UUID in canonical lowercase form")
+
+
+def parse_event(payload: bytes) -> dict[str, Any]:
+    """The event a message carries, checked for shape (not yet for its signature)."""
+    if len(payload) > MAX_EVENT_BYTES:
+        raise EventRejected(f"the message is {len(payload)} bytes; custody events are at most {MAX_EVENT_BYTES}")
+    try:
+        event = json.loads(payload, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constants)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise EventRejected("the message is not JSON") from None
+    if not isinstance(event, dict):
+        raise EventRejected("the message is not a JSON object")
+    for field, kind in _REQUIRED.items():
+        if not isinstance(event.get(field), kind):
+            raise EventRejected(f"the event has no valid {field!r}")
+    for field, kind in _OPTIONAL.items():
+        if field in event and (not isinstance(event[field], kind) or isinstance(event[field], bool)):
+            raise EventRejected(f"the event's {field!r} has the wrong type")
+    unknown = set(event) - set(_REQUIRED) - set(_OPTIONAL)
+    if unknown:
+        raise EventRejected(f"the event has fields no custody event has: {', '.join(sorted(unknown))}")
+    if event["type"] != EVENT_TYPE:
+        raise EventRejected(f"the event type is not {EVENT_TYPE}")
+    if event["action"] not in ACTIONS:
+        raise EventRejected("the event's action is not a custody action")
+    _uuid(event["id"], "id")
+    if "evidence_id" in event:
+        _uuid(event["evidence_id"], "evidence_id")
+    if "case" in event and not 0 < len(event["case"]) <= 200:
+        raise EventRejected("the event's case name is empty or longer than 200 characters")
+    return event
+
+
+class TrustedKeys:
+    """The services' public keys, re-read from their source when an unknown or failing
+    signature suggests a rotation — at most every ``min_interval`` seconds, so a flood of
+    forgeries cannot turn into a flood of key reads."""
+
+    def __init__(self, source: Callable[[], Mapping[str, Ed25519PublicKey]], min_interval: float = 5.0) -> None:
+        self._source = source
+        self._min_interval = min_interval
+        self._keys = dict(source())
+        self._read_at = time.monotonic()
+
+    def get(self, service: str) -> Ed25519PublicKey | None:
+        """The key ``service`` signs with, as last read."""
+        return self._keys.get(service)
+
+    def refresh(self) -> bool:
+        """Re-read the keys unless that was done a moment ago; returns whether it did."""
+        if time.monotonic() - self._read_at < self._min_interval:
+            return False
+        self._keys = dict(self._source())
+        self._read_at = time.monotonic()
+        log.info("re-read the trusted service keys: %s", ", ".join(sorted(self._keys)) or "none")
+        return True
+
+
+def admit(subject: str, payload: bytes, topology: Topology, keys: TrustedKeys) -> dict[str, Any]:
+    """The custody event in ``payload`` if the log may hold it; raises EventRejected with the
+    reason otherwise."""
+    event = parse_event(payload)
+    service = event["service"]
+    if subject != topology.events_subject(service):
+        raise EventRejected(f"an event of service {service!r} arrived on another subject ({subject})")
+    for attempt in range(2):
+        key = keys.get(service)
+        try:
+            if key is not None and verify_event(event, key):
+                return event
+        except Exception:  # noqa: BLE001 — values RFC 8785 cannot encode make the event unverifiable
+            raise EventRejected("the event cannot be put in canonical form to check its signature") from None
+        if attempt == 0 and not keys.refresh():
+            break
+    if keys.get(service) is None:
+        raise EventRejected(f"no trusted key for service {service!r}")
+    raise EventRejected(f"the signature does not verify under {service}'s trusted key")

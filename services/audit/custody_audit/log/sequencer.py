@@ -1,0 +1,348 @@
+"""The sequencer: takes custody events off the events stream, admits the genuine ones, and
+appends each batch — leaves, stored subtree hashes and a new signed checkpoint, checked
+consistent with the previous one — in one transaction, before acknowledging the messages.
+
+A crash at any moment loses nothing (unacknowledged messages come back) and doubles nothing
+(an event id already in the log is skipped).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from collections.abc import Sequence
+from contextlib import aclosing
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from custody_audit.errors import EventRejected, LogDamaged
+from custody_audit.log import repository
+from custody_audit.log.admission import TrustedKeys, admit
+from custody_audit.log.checkpoint import Checkpoint, sign_checkpoint
+from custody_audit.log.entry import build_leaf, parse_leaf
+from custody_audit.log.leadership import sequencer_connection
+from custody_audit.log.merkle import (
+    CompactRange,
+    ProofError,
+    consistency_nodes,
+    consistency_proof,
+    leaf_hash,
+    root_nodes,
+    verify_consistency,
+)
+from custody_audit.log.repository import StoredCheckpoint
+from custody_common.bus import Topology, pull_batches
+from custody_common.crypto.signing import public_raw
+from custody_common.events import actor_service, canonical, new_event, rfc3339, sign_event
+
+log = logging.getLogger(__name__)
+
+SERVICE = "audit"
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """A message from the events stream, as the sequencer sees it."""
+
+    subject: str
+    payload: bytes
+    stream_seq: int | None = None
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    """What one append did."""
+
+    appended: int
+    duplicates: int
+    rejected: list[str]
+    checkpoint: StoredCheckpoint | None
+
+
+@dataclass
+class SequencerStats:
+    """Counters since the process started (the rejected count is the one to alert on)."""
+
+    appended: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    checkpoints: int = 0
+    rejected_reasons: dict[str, int] = field(default_factory=dict)
+
+
+def _reason_kind(reason: str) -> str:
+    return reason.split(":")[0][:80]
+
+
+class Sequencer:
+    """Appends admitted custody events to the log; only one runs at a time per log."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        topology: Topology,
+        *,
+        origin: str,
+        log_key: Ed25519PrivateKey,
+        event_key: Ed25519PrivateKey,
+        trusted_keys: TrustedKeys,
+        js: JetStreamContext | None = None,
+        batch_size: int = 1000,
+        fetch_timeout: float = 1.0,
+    ) -> None:
+        self._engine = engine
+        self._topology = topology
+        self._origin = origin
+        self._log_key = log_key
+        self._event_key = event_key
+        self._keys = trusted_keys
+        self._js = js
+        self._batch_size = batch_size
+        self._fetch_timeout = fetch_timeout
+        self._tree = CompactRange()
+        self._checkpoint: StoredCheckpoint | None = None
+        self.stats = SequencerStats()
+        self.leading = False
+        self.damage: str | None = None
+        """Why sequencing stopped for good, when the stored log failed its own checks."""
+
+    @property
+    def size(self) -> int:
+        """Leaves in the log as this sequencer knows it."""
+        return self._tree.size
+
+    # --- the loop -------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Sequence for the life of the process: wait for the right to sequence, recover the
+        tree, announce audit's key, then append batch after batch. Outages are waited out; a
+        damaged log stops the sequencer (see :attr:`damage`)."""
+        if self._js is None:
+            raise ValueError("the sequencer needs a JetStream context to run")
+        delay = 1.0
+        while True:
+            try:
+                async with sequencer_connection(self._engine, self._topology.namespace) as conn:
+                    self.leading = True
+                    await self.recover(conn)
+                    await self.announce_key(conn)
+                    batches = pull_batches(
+                        self._js,
+                        self._topology.events_stream,
+                        self._topology.audit_consumer,
+                        batch=self._batch_size,
+                        timeout=self._fetch_timeout,
+                    )
+                    async with aclosing(batches) as stream:
+                        async for messages in stream:
+                            await self._take(conn, messages)
+                            delay = 1.0
+            except asyncio.CancelledError:
+                raise
+            except LogDamaged as exc:
+                self.damage = str(exc)
+                log.critical("the custody log failed its own checks; sequencing stopped: %s", exc)
+                return
+            except Exception as exc:  # noqa: BLE001 — database or bus outages are waited out
+                log.warning("sequencing interrupted (%s: %s); resuming in %.0fs", type(exc).__name__, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+            finally:
+                self.leading = False
+
+    async def _take(self, conn: AsyncConnection, messages: list[Msg]) -> None:
+        incoming = []
+        for msg in messages:
+            try:
+                stream_seq = msg.metadata.sequence.stream
+            except Exception:  # noqa: BLE001 — a message without JetStream metadata still gets judged
+                stream_seq = None
+            incoming.append(Incoming(msg.subject, msg.data, stream_seq))
+        try:
+            await self.append(conn, incoming)
+        except BaseException:
+            for msg in messages:
+                try:
+                    await msg.nak()
+                except Exception:  # noqa: BLE001 — unacknowledged messages come back anyway
+                    break
+            raise
+        for msg in messages:
+            try:
+                await msg.ack()
+            except Exception:  # noqa: BLE001 — a lost ack means a redelivery, which is skipped
+                log.warning("could not acknowledge a logged event; it will be redelivered and skipped")
+                break
+
+    # --- the steps ------------------------------------------------------------------------
+
+    async def recover(self, conn: AsyncConnection) -> None:
+        """Load the right edge of the stored tree and check it against the latest signed
+        checkpoint; raises LogDamaged when they disagree."""
+        async with conn.begin():
+            size = await repository.log_size(conn)
+            checkpoint = await repository.latest_checkpoint(conn)
+            hashes = await repository.fetch_hashes(conn, root_nodes(size))
+        checkpointed = checkpoint.size if checkpoint else 0
+        if size != checkpointed:
+            raise LogDamaged(f"the log holds {size} entries but its latest checkpoint covers {checkpointed}")
+        try:
+            tree = CompactRange.from_hashes(size, hashes)
+        except ProofError as exc:
+            raise LogDamaged(f"the stored tree is incomplete: {exc}") from None
+        if checkpoint and tree.root() != checkpoint.root:
+            raise LogDamaged(f"the stored subtree hashes do not give the root of checkpoint {checkpoint.size}")
+        self._tree, self._checkpoint = tree, checkpoint
+        log.info("custody log recovered at size %d", size)
+
+    async def announce_key(self, conn: AsyncConnection) -> dict[str, Any] | None:
+        """Log audit's own event-signing key (``key_announced``) unless the log holds it
+        already; returns the event when one was appended."""
+        ours = base64.b64encode(public_raw(self._event_key.public_key())).decode()
+        async with conn.begin():
+            announced = await repository.leaves_of(conn, SERVICE, "key_announced")
+        for stored in announced:
+            details = parse_leaf(stored.leaf)["event"].get("details", {})
+            if details.get("public_key") == ours:
+                return None
+        event = sign_event(
+            new_event(
+                action="key_announced",
+                service=SERVICE,
+                actor=actor_service(SERVICE),
+                details={"public_key": ours, "algorithm": "Ed25519", "purpose": "custody-events"},
+            ),
+            self._event_key,
+        )
+        await self._append(conn, [event], [])
+        log.info("announced audit's event-signing key in the log")
+        return event
+
+    async def append(self, conn: AsyncConnection, incoming: Sequence[Incoming]) -> BatchOutcome:
+        """Judge a batch of messages and append the admitted events, with a new signed
+        checkpoint, in one transaction. Rejected messages are kept aside in the same
+        transaction; events already logged are skipped."""
+        admitted: list[tuple[Incoming, dict[str, Any]]] = []
+        rejected: list[tuple[Incoming, str]] = []
+        for message in incoming:
+            try:
+                admitted.append((message, admit(message.subject, message.payload, self._topology, self._keys)))
+            except EventRejected as exc:
+                rejected.append((message, str(exc)))
+        return await self._append(conn, [event for _, event in admitted], rejected, [m for m, _ in admitted])
+
+    async def _append(
+        self,
+        conn: AsyncConnection,
+        events: list[dict[str, Any]],
+        rejected: list[tuple[Incoming, str]],
+        sources: list[Incoming] | None = None,
+    ) -> BatchOutcome:
+        moment = datetime.now(UTC)
+        logged_at = rfc3339(moment)
+        sources = sources if sources is not None else [Incoming("", b"")] * len(events)
+        rejected = list(rejected)
+        duplicates = 0
+        tree = self._tree.copy()
+        checkpoint = None
+        async with conn.begin():
+            logged = await repository.logged_events(conn, [e["id"] for e in events])
+            fresh: list[dict[str, Any]] = []
+            in_batch: dict[str, bytes] = {}
+            for source, event in zip(sources, events, strict=True):
+                known = logged.get(event["id"])
+                body = canonical(event)
+                if known is not None:
+                    same = canonical(parse_leaf(known)["event"]) == body
+                elif event["id"] in in_batch:
+                    same = in_batch[event["id"]] == body
+                else:
+                    in_batch[event["id"]] = body
+                    fresh.append(event)
+                    continue
+                if same:
+                    duplicates += 1
+                else:
+                    rejected.append((source, f"conflicting event id: {event['id']} is logged with other content"))
+            heads = await repository.item_heads(conn, [e["evidence_id"] for e in fresh if "evidence_id" in e])
+            leaf_rows = []
+            node_rows = []
+            for event in fresh:
+                evidence_id = event.get("evidence_id")
+                item_seq = prev_leaf = None
+                if evidence_id is not None:
+                    last_seq, prev_leaf = heads.get(evidence_id, (0, None))
+                    item_seq = last_seq + 1
+                leaf = build_leaf(event, item_seq, prev_leaf, logged_at)
+                digest = leaf_hash(leaf)
+                leaf_rows.append(
+                    {
+                        "idx": tree.size,
+                        "event_id": event["id"],
+                        "service": event["service"],
+                        "action": event["action"],
+                        "evidence_id": evidence_id,
+                        "case_name": event.get("case"),
+                        "item_seq": item_seq,
+                        "prev_leaf": prev_leaf,
+                        "leaf": leaf,
+                        "leaf_hash": digest,
+                        "logged_at": moment,
+                    }
+                )
+                node_rows.extend(tree.append(digest))
+                if evidence_id is not None:
+                    heads[evidence_id] = (item_seq, digest)
+            await repository.insert_leaves(conn, leaf_rows)
+            await repository.insert_nodes(conn, node_rows)
+            await repository.insert_rejected(
+                conn,
+                [
+                    {
+                        "subject": source.subject[:200],
+                        "stream_seq": source.stream_seq,
+                        "payload": source.payload,
+                        "reason": reason[:500],
+                        "received_at": moment,
+                    }
+                    for source, reason in rejected
+                ],
+            )
+            if leaf_rows:
+                checkpoint = await self._sign(conn, tree, moment)
+        self._tree = tree
+        if checkpoint is not None:
+            self._checkpoint = checkpoint
+            self.stats.checkpoints += 1
+        self.stats.appended += len(fresh)
+        self.stats.duplicates += duplicates
+        self.stats.rejected += len(rejected)
+        for source, reason in rejected:
+            kind = _reason_kind(reason)
+            self.stats.rejected_reasons[kind] = self.stats.rejected_reasons.get(kind, 0) + 1
+            log.warning("kept aside a message on %s (stream seq %s): %s", source.subject, source.stream_seq, reason)
+        return BatchOutcome(len(fresh), duplicates, [reason for _, reason in rejected], checkpoint)
+
+    async def _sign(self, conn: AsyncConnection, tree: CompactRange, moment: datetime) -> StoredCheckpoint:
+        root = tree.root()
+        previous = self._checkpoint
+        if previous is not None:
+            hashes = await repository.fetch_hashes(conn, consistency_nodes(previous.size, tree.size))
+            try:
+                proof = consistency_proof(previous.size, tree.size, hashes)
+                verify_consistency(previous.size, tree.size, previous.root, root, proof)
+            except ProofError as exc:
+                raise LogDamaged(
+                    f"the new tree of size {tree.size} is not consistent with checkpoint {previous.size}: {exc}"
+                ) from None
+        note = sign_checkpoint(Checkpoint(self._origin, tree.size, root), self._log_key)
+        checkpoint = StoredCheckpoint(tree.size, root, note, moment)
+        await repository.insert_checkpoint(conn, checkpoint)
+        return checkpoint

@@ -1,0 +1,50 @@
+"""What the evidence service raises; each message says what happened and what to do."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from custody_common.errors import CustodyError, IntegrityError
+
+
+class Finding(StrEnum):
+    """What differed between an item's stored bytes and what was declared or sealed."""
+
+    HASH_MISMATCH = "hash_mismatch"
+    """Every segment authenticated, but the plaintext's SHA-256 is not the declared one."""
+    SIZE_MISMATCH = "size_mismatch"
+    """Every segment authenticated, but the plaintext is not the declared size."""
+    AUTHENTICATION_FAILED = "authentication_failed"
+    """A segment was altered, moved, swapped or cut short."""
+    MISSING_PART = "missing_part"
+    """A stored part is not in the object store."""
+    STORED_SIZE_MISMATCH = "stored_size_mismatch"
+    """A stored part is not the size its plaintext size implies (truncated or extended)."""
+    PARTS_INCONSISTENT = "parts_inconsistent"
+    """The list of parts is not contiguous from offset 0, or names objects of another item."""
+    DATA_KEY_INVALID = "data_key_invalid"
+    """The wrapped data key does not unwrap under its KEK."""
+
+
+class EvidenceError(CustodyError):
+    """Base of the evidence service's own errors."""
+
+
+class ItemNotFound(EvidenceError):
+    """No evidence item by that id among those the caller may see (existence is never revealed)."""
+
+
+class ItemNotServable(EvidenceError):
+    """The item exists and the caller may see it, but it was rejected or is damaged: no bytes."""
+
+
+class StoredBytesDamaged(IntegrityError):
+    """The stored ciphertext of an item does not match what was sealed (or declared).
+
+    ``finding`` names what differed, ``part`` which stored part, where one is to blame.
+    """
+
+    def __init__(self, finding: Finding, message: str, part: int | None = None) -> None:
+        super().__init__(message)
+        self.finding = finding
+        self.part = part

@@ -1,0 +1,1 @@
+"""Evidence items: the index rows every other part of the service reads and updates."""

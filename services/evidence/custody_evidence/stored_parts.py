@@ -1,0 +1,173 @@
+"""The stored parts of an evidence item: their layout and sizes, one authenticated read pass
+over all of them, and the plaintext of a byte range, reading only the segments it needs.
+
+Everything here is blocking (the object store is); async callers run it in a thread.
+Memory stays flat: bytes pass through one store chunk and one segment at a time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from custody_common.crypto.stream import (
+    HEADER,
+    SEGMENT,
+    PartDecryptor,
+    ciphertext_size,
+    decrypt_part,
+    segment_span,
+)
+from custody_common.errors import IntegrityError
+from custody_common.manifest import StoredPart
+from custody_common.objectstore import ObjectNotFound, ObjectStore
+
+from custody_evidence.errors import Finding, StoredBytesDamaged
+
+
+@dataclass(frozen=True)
+class ReadBack:
+    """What one read pass found: the plaintext's SHA-256 (hex) and size."""
+
+    sha256: str
+    size: int
+
+
+def check_layout(evidence_id: uuid.UUID, parts: Sequence[StoredPart]) -> None:
+    """Raise StoredBytesDamaged unless ``parts`` are numbered 0, 1, …, contiguous from offset 0,
+    stored under the item's own keys, each with the stored size its plaintext size implies."""
+    prefix = f"evidence/{evidence_id}/"
+    offset = 0
+    for position, part in enumerate(parts):
+        problem = None
+        if part.index != position:
+            problem = f"part {position} is numbered {part.index}"
+        elif part.offset != offset:
+            problem = f"part {position} starts at offset {part.offset}, not {offset}: parts must be contiguous"
+        elif not part.key.startswith(prefix):
+            problem = f"part {position} is stored under {part.key!r}, outside {prefix!r}"
+        elif part.stored_size != ciphertext_size(part.size):
+            problem = (
+                f"part {position} is declared as {part.stored_size} stored bytes, "
+                f"but {part.size} bytes of plaintext take {ciphertext_size(part.size)}"
+            )
+        if problem:
+            raise StoredBytesDamaged(Finding.PARTS_INCONSISTENT, problem, position)
+        offset += part.size
+
+
+def check_stored_sizes(store: ObjectStore, parts: Sequence[StoredPart]) -> None:
+    """Raise StoredBytesDamaged unless every part is in the store at the size its plaintext implies."""
+    for part in parts:
+        try:
+            found = store.stat(part.key).size
+        except ObjectNotFound:
+            raise StoredBytesDamaged(
+                Finding.MISSING_PART, f"part {part.index} ({part.key}) is not in the object store", part.index
+            ) from None
+        expected = ciphertext_size(part.size)
+        if found != expected:
+            raise StoredBytesDamaged(
+                Finding.STORED_SIZE_MISMATCH,
+                f"part {part.index} ({part.key}) is {found} bytes in the store; "
+                f"{expected} expected for {part.size} bytes of plaintext (truncated or extended)",
+                part.index,
+            )
+
+
+def read_back(
+    store: ObjectStore, dek: bytes, evidence_id: uuid.UUID, parts: Sequence[StoredPart]
+) -> ReadBack:
+    """One pass over every part in order: sizes checked first, every segment authenticated,
+    SHA-256 and size taken over the plaintext. Raises StoredBytesDamaged at the first fault."""
+    check_stored_sizes(store, parts)
+    digest = hashlib.sha256()
+    size = 0
+    for part in parts:
+        with _blamed_on(part):
+            for plaintext in decrypt_part(dek, evidence_id, part.offset, _stored_bytes(store, part)):
+                digest.update(plaintext)
+                size += len(plaintext)
+    return ReadBack(sha256=digest.hexdigest(), size=size)
+
+
+def plaintext_range(
+    store: ObjectStore,
+    dek: bytes,
+    evidence_id: uuid.UUID,
+    parts: Sequence[StoredPart],
+    start: int,
+    end: int,
+) -> Iterator[bytes]:
+    """The authenticated plaintext bytes [start, end) of the item, in pieces of at most one
+    segment. Only the segments overlapping the range are read (the header of each part is
+    read on its own). No byte of a segment is yielded before the segment authenticates;
+    a fault raises StoredBytesDamaged."""
+    for part in parts:
+        lo = max(start, part.offset) - part.offset
+        hi = min(end, part.offset + part.size) - part.offset
+        if lo >= hi:
+            continue
+        with _blamed_on(part):
+            yield from _part_range(store, dek, evidence_id, part, lo, hi)
+
+
+def _part_range(
+    store: ObjectStore, dek: bytes, evidence_id: uuid.UUID, part: StoredPart, lo: int, hi: int
+) -> Iterator[bytes]:
+    first, last, c_start, c_end = segment_span(part.size, lo, hi)
+    header = b"".join(_stored_bytes(store, part, 0, HEADER))
+    decryptor = PartDecryptor(dek, evidence_id, part.offset, header, first_segment=first)
+    final_segment = max(0, -(-part.size // SEGMENT) - 1)
+    position = first * SEGMENT  # plaintext offset, within the part, of the next segment
+    for chunk in _stored_bytes(store, part, c_start, c_end - c_start):
+        for segment in decryptor.update(chunk):
+            yield from _clip(segment, position, lo, hi)
+            position += len(segment)
+    segment = decryptor.finalize(expect_last=last == final_segment)
+    yield from _clip(segment, position, lo, hi)
+
+
+def _clip(segment: bytes, position: int, lo: int, hi: int) -> Iterator[bytes]:
+    a = max(lo - position, 0)
+    b = min(hi - position, len(segment))
+    if a < b:
+        yield segment if (a == 0 and b == len(segment)) else segment[a:b]
+
+
+def _stored_bytes(store: ObjectStore, part: StoredPart, offset: int = 0, length: int | None = None) -> Iterator[bytes]:
+    """The part's stored bytes; a read cut short is a truncation, not an outage."""
+    expected = (part.stored_size - offset) if length is None else length
+    received = 0
+    try:
+        for chunk in store.read(part.key, offset, length):
+            received += len(chunk)
+            yield chunk
+    except ObjectNotFound:
+        raise StoredBytesDamaged(
+            Finding.MISSING_PART, f"part {part.index} ({part.key}) disappeared from the object store", part.index
+        ) from None
+    except ValueError:
+        received = -1
+    if received != expected:
+        raise StoredBytesDamaged(
+            Finding.STORED_SIZE_MISMATCH,
+            f"part {part.index} ({part.key}) ended early while it was read: truncated in the store",
+            part.index,
+        )
+
+
+@contextmanager
+def _blamed_on(part: StoredPart) -> Iterator[None]:
+    """Turns an authentication failure inside ``part`` into StoredBytesDamaged naming it."""
+    try:
+        yield
+    except StoredBytesDamaged:
+        raise
+    except IntegrityError as exc:
+        raise StoredBytesDamaged(
+            Finding.AUTHENTICATION_FAILED, f"part {part.index} ({part.key}): {exc}", part.index
+        ) from exc

@@ -1,0 +1,101 @@
+"""The evidence database: the index of evidence items (rebuildable from the store's signed
+manifests), the record of every access, holds, rotations and the outbox."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+from custody_common.outbox import outbox_table
+
+metadata = MetaData()
+
+outbox = outbox_table(metadata)
+
+evidence_items = Table(
+    "evidence_items",
+    metadata,
+    Column("evidence_id", String(36), primary_key=True),
+    Column("case_name", String(64), nullable=False),
+    Column("submitter", String(255), nullable=False),
+    Column("status", String(16), nullable=False, comment="sealed | rejected | damaged"),
+    Column("reason", Text, nullable=True, comment="Why rejected or damaged; never personal data."),
+    Column("declared_sha256", String(64), nullable=False),
+    Column("sha256", String(64), nullable=True, comment="Of the plaintext as read back at seal."),
+    Column("size", BigInteger, nullable=False, comment="Declared plaintext size."),
+    Column("manifest_version", Integer, nullable=False),
+    Column("manifest", LargeBinary, nullable=False, comment="The newest signed manifest, as stored."),
+    Column("kek_id", String(100), nullable=False),
+    Column("legal_hold", Boolean, nullable=False, comment="Held by an admin, item by item."),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("sealed_at", DateTime(timezone=True), nullable=False),
+    Column("retain_until", DateTime(timezone=True), nullable=True),
+    Column("damaged_at", DateTime(timezone=True), nullable=True),
+    Column("verified_at", DateTime(timezone=True), nullable=True),
+    Column("next_fixity_at", DateTime(timezone=True), nullable=True),
+)
+Index("evidence_items_case", evidence_items.c.case_name, evidence_items.c.evidence_id)
+Index("evidence_items_fixity", evidence_items.c.next_fixity_at)
+Index("evidence_items_kek", evidence_items.c.kek_id)
+
+evidence_accesses = Table(
+    "evidence_accesses",
+    metadata,
+    Column("access_id", String(36), primary_key=True),
+    Column("evidence_id", String(36), nullable=False, index=True),
+    Column("event_id", String(36), nullable=False, unique=True),
+    Column("request_id", String(64), nullable=False),
+    Column("sub", String(255), nullable=False),
+    Column("byte_range", String(64), nullable=True),
+    Column("purpose", Text, nullable=False, comment="{salt, purpose} sealed under the item's data key."),
+    Column("accessed_at", DateTime(timezone=True), nullable=False),
+)
+
+set_aside_submissions = Table(
+    "set_aside_submissions",
+    metadata,
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("payload_sha256", String(64), nullable=False, unique=True),
+    Column("evidence_id", String(36), nullable=True),
+    Column("stream_sequence", BigInteger, nullable=True),
+    Column("reason", Text, nullable=False),
+    Column("payload", LargeBinary, nullable=False),
+    Column("set_aside_at", DateTime(timezone=True), nullable=False),
+)
+
+announced_keys = Table(
+    "announced_keys",
+    metadata,
+    Column("key_id", String(64), primary_key=True),
+    Column("event_id", String(36), nullable=False),
+    Column("announced_at", DateTime(timezone=True), nullable=False),
+)
+
+case_holds = Table(
+    "case_holds",
+    metadata,
+    Column("case_name", String(64), primary_key=True),
+    Column("set_by", String(255), nullable=False),
+    Column("set_at", DateTime(timezone=True), nullable=False),
+)
+
+kek_rotations = Table(
+    "kek_rotations",
+    metadata,
+    Column("rotation_id", String(36), primary_key=True),
+    Column("kek_id", String(100), nullable=False, comment="The KEK version every data key moves to."),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+)

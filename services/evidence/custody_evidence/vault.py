@@ -1,0 +1,75 @@
+"""The vault: everything the evidence service works with, built once at start-up and passed in."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, ParamSpec, TypeVar
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from custody_common.crypto.envelope import KeyProvider, WrappedKey
+from custody_common.events import Action, actor_service, new_event
+from custody_common.objectstore import ObjectStore
+from custody_common.outbox import EventEmitter
+from custody_common.settings import Settings
+
+SERVICE = "evidence"
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def dek_context(evidence_id: uuid.UUID) -> bytes:
+    """What a wrapped data key is bound to: the item's id (as intake wraps it)."""
+    return evidence_id.bytes
+
+
+@dataclass
+class Vault:
+    """The evidence service's database, object store, keys and custody-event emitter."""
+
+    settings: Settings
+    sessions: async_sessionmaker[AsyncSession]
+    store: ObjectStore
+    keys: KeyProvider
+    signing_key: Ed25519PrivateKey
+    emitter: EventEmitter
+    wake_relay: Callable[[], None] = lambda: None
+    """Called after a commit that enqueued events, so the outbox relay publishes at once."""
+
+    @property
+    def public_key(self) -> Ed25519PublicKey:
+        """The key this service's manifests and custody events verify under."""
+        return self.signing_key.public_key()
+
+    async def blocking(self, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run a blocking call (object store, key provider) in a worker thread."""
+        return await asyncio.to_thread(function, *args, **kwargs)
+
+    async def unwrap(self, evidence_id: uuid.UUID, wrapped: WrappedKey) -> bytes:
+        """The item's data key (the key provider may be remote, so in a thread)."""
+        return await self.blocking(self.keys.unwrap, wrapped, dek_context(evidence_id))
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """One database transaction; the outbox relay is woken once it commits."""
+        async with self.sessions.begin() as session:
+            yield session
+        self.wake_relay()
+
+    async def record(
+        self,
+        session: AsyncSession,
+        action: Action,
+        *,
+        actor: dict[str, Any] | None = None,
+        **fields: Any,
+    ) -> dict[str, Any]:
+        """Emit a custody event inside ``session``'s transaction; the service acts unless ``actor`` says who."""
+        event = new_event(action=action, service=SERVICE, actor=actor or actor_service(SERVICE), **fields)
+        return await self.emitter.emit(session, event)
