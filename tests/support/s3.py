@@ -98,7 +98,7 @@ def s3_server() -> S3Server:
 
 @pytest.fixture
 def s3_bucket(s3_server: S3Server) -> Iterator[S3Bucket]:
-    """A fresh, uniquely named bucket with Object Lock; emptied and removed afterwards unless it holds locked versions."""
+    """A fresh, uniquely named bucket with Object Lock; emptied and removed afterwards unless locked versions remain."""
     name = f"custody-test-{uuid.uuid4().hex[:20]}"
     s3_server.store(name).ensure_bucket()
     yield S3Bucket(name=name, server=s3_server)
@@ -152,7 +152,9 @@ def _server_from_environment(endpoint: str) -> S3Server:
     access_key = os.environ.get("CUSTODY_TEST_S3_ACCESS_KEY")
     secret_key = os.environ.get("CUSTODY_TEST_S3_SECRET_KEY")
     if not access_key or not secret_key:
-        pytest.fail("CUSTODY_TEST_S3_ENDPOINT is set: set CUSTODY_TEST_S3_ACCESS_KEY and CUSTODY_TEST_S3_SECRET_KEY too")
+        pytest.fail(
+            "CUSTODY_TEST_S3_ENDPOINT is set: set CUSTODY_TEST_S3_ACCESS_KEY and CUSTODY_TEST_S3_SECRET_KEY too"
+        )
     secure_default = os.environ.get("CUSTODY_TEST_S3_SECURE", "").lower() in ("1", "true", "yes")
     host, secure = parse_endpoint(endpoint, secure_default)
     return S3Server(

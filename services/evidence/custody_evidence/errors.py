@@ -34,6 +34,18 @@ class ItemNotFound(EvidenceError):
     """No evidence item by that id among those the caller may see (existence is never revealed)."""
 
 
+class CaseNotAssigned(EvidenceError):
+    """The caller is not assigned, in the role that matters, the case they asked about."""
+
+
+class InvalidRequest(EvidenceError):
+    """A parameter is missing or malformed."""
+
+
+class ItemDamaged(EvidenceError):
+    """The item's stored bytes no longer match its seal: it has been marked damaged, nothing was served."""
+
+
 class ItemNotServable(EvidenceError):
     """The item exists and the caller may see it, but it was rejected or is damaged: no bytes."""
 

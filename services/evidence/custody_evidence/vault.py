@@ -13,10 +13,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from custody_common.crypto.envelope import KeyProvider, WrappedKey
+from custody_common.errors import IntegrityError
 from custody_common.events import Action, actor_service, new_event
+from custody_common.manifest import EvidenceManifest
 from custody_common.objectstore import ObjectStore
 from custody_common.outbox import EventEmitter
 from custody_common.settings import Settings
+
+from custody_evidence.items.schemas import ItemRecord
 
 SERVICE = "evidence"
 
@@ -50,6 +54,18 @@ class Vault:
     async def blocking(self, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run a blocking call (object store, key provider) in a worker thread."""
         return await asyncio.to_thread(function, *args, **kwargs)
+
+    def manifest_of(self, item: ItemRecord) -> EvidenceManifest:
+        """The item's manifest as indexed, after checking it is this service's signed statement."""
+        manifest = item.manifest()
+        try:
+            manifest.verify(self.public_key)
+        except IntegrityError:
+            raise IntegrityError(
+                f"the index entry of item {item.evidence_id} does not verify under this service's key; "
+                "rebuild the index from the object store (custody-evidence rebuild-index)"
+            ) from None
+        return manifest
 
     async def unwrap(self, evidence_id: uuid.UUID, wrapped: WrappedKey) -> bytes:
         """The item's data key (the key provider may be remote, so in a thread)."""

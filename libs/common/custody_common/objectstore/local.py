@@ -66,9 +66,13 @@ class LocalFolderStore:
         """Use ``root`` (created if missing). ``clock`` tells the time retention is judged by."""
         self._root = Path(root).absolute()
         self._clock = clock
-        with self._filesystem(f"create the object folder {self._root}"):
+        try:
             self._root.mkdir(mode=0o700, parents=True, exist_ok=True)
             (self._root / _LOCK_RECORDS).mkdir(mode=0o700, exist_ok=True)
+        except OSError as exc:
+            raise ObjectStoreUnavailable(
+                f"cannot use {self._root} as the object folder: {exc.strerror or exc}"
+            ) from exc
 
     @property
     def root(self) -> Path:

@@ -59,7 +59,9 @@ _CONTENT_TYPE = "application/octet-stream"
 _NO_LOCK_CONFIGURATION = frozenset({"ObjectLockConfigurationNotFoundError", "NoSuchObjectLockConfiguration"})
 _NOT_FOUND = frozenset({"NoSuchKey", "NoSuchVersion"})
 _BUSY = frozenset({"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout", "RequestTimeTooSkewed"})
-_CREDENTIALS = frozenset({"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "AuthorizationHeaderMalformed"})
+_CREDENTIALS = frozenset(
+    {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "AuthorizationHeaderMalformed"}
+)
 
 
 def parse_endpoint(endpoint: str, secure: bool) -> tuple[str, bool]:
@@ -330,7 +332,9 @@ class S3Store:
     def _current_version(self, key: str) -> str:
         version_id = self._client.stat_object(self._bucket, key).version_id
         if version_id is None:
-            raise ObjectStoreError(f"bucket {self._bucket!r} at {self._url} does not version objects; enable versioning")
+            raise ObjectStoreError(
+                f"bucket {self._bucket!r} at {self._url} does not version objects; enable versioning"
+            )
         return version_id
 
     def _refuse_if_protected(self, key: str, action: str) -> None:
@@ -438,6 +442,7 @@ class _Parts:
     def finished(self) -> bool:
         """Whether the stream has nothing left, looking one chunk ahead if need be."""
         if not self._pending and not self._exhausted:
+            self._pending = memoryview(b"")
             chunk = next(self._chunks, None)
             if chunk is None:
                 self._exhausted = True

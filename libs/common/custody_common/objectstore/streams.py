@@ -33,6 +33,8 @@ def iter_chunks(data: bytes | BinaryIO | Iterable[bytes]) -> Iterator[memoryview
         view = _as_byte_view(chunk)
         if view.nbytes:
             yield view
+        # Let go of this chunk before the source makes the next one: memory holds one, not two.
+        del chunk, view
 
 
 def _as_byte_view(chunk: object) -> memoryview:

@@ -25,7 +25,8 @@ def numbered_chunks(total: int, chunk_size: int = MIB) -> Iterator[bytes]:
     """``total`` bytes in chunks whose content differs from chunk to chunk, made one at a time."""
     for number, start in enumerate(range(0, total, chunk_size)):
         size = min(chunk_size, total - start)
-        yield (number.to_bytes(8, "big") * (size // 8 + 1))[:size]
+        pattern = number.to_bytes(8, "big")
+        yield pattern * (size // 8) + pattern[: size % 8]
 
 
 def sha256_of(chunks: Iterator[bytes]) -> str:
@@ -268,6 +269,16 @@ def test_retention_can_be_extended_but_never_shortened(any_store: ObjectStore) -
     any_store.lock("sealed", until + timedelta(seconds=30))
 
     assert any_store.retention("sealed") == until + timedelta(seconds=30)
+
+
+def test_locking_again_with_the_same_date_is_harmless(any_store: ObjectStore) -> None:
+    any_store.put("sealed", b"ciphertext")
+    until = a_minute_from_now().replace(microsecond=123_456)
+    any_store.lock("sealed", until)
+
+    any_store.lock("sealed", until)
+
+    assert any_store.retention("sealed") == until.replace(microsecond=124_000)
 
 
 def test_lock_needs_a_future_date_with_a_time_zone(any_store: ObjectStore) -> None:

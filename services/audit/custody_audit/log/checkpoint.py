@@ -85,7 +85,7 @@ def verifier_key(name: str, public_key: Ed25519PublicKey) -> str:
 def parse_verifier_key(text: str) -> Verifier:
     """A verifier key string back into its parts; raises CheckpointError when malformed or
     when the key id does not match the key."""
-    parts = text.strip().split("+")
+    parts = text.strip().split("+", 2)  # the base64 key may hold "+" itself
     if len(parts) != 3:
         raise CheckpointError("a verifier key reads NAME+KEYID+KEY")
     name, id_hex, encoded = parts

@@ -40,6 +40,12 @@ def test_key_id_verifier_key_and_signature_match_the_go_reference() -> None:
     assert parsed.name == "PeterNeumann" and parsed.key_id.hex() == "c74f20a3"
 
 
+def test_verifier_key_whose_base64_holds_a_plus() -> None:
+    # transparency-dev/formats' test key, whose base64 contains '+'.
+    parsed = parse_verifier_key("TEST+7997405c+AQcC+FTVKf0jlTdHDY3rbevmnKxxPjigCXlVtGe6RIr6")
+    assert parsed.name == "TEST" and parsed.key_id.hex() == "7997405c"
+
+
 def test_signed_checkpoint_has_the_c2sp_shape_and_verifies() -> None:
     key = Ed25519PrivateKey.generate()
     note = sign_checkpoint(Checkpoint(ORIGIN, 42, ROOT), key)

@@ -42,6 +42,7 @@ def _record(row: Row) -> ItemRecord:
         retain_until=aware(row.retain_until),
         damaged_at=aware(row.damaged_at),
         verified_at=aware(row.verified_at),
+        next_fixity_at=aware(row.next_fixity_at),
     )
 
 

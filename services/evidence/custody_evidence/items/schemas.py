@@ -44,6 +44,7 @@ class ItemRecord:
     retain_until: datetime | None
     damaged_at: datetime | None
     verified_at: datetime | None
+    next_fixity_at: datetime | None
 
     def manifest(self) -> EvidenceManifest:
         """The newest signed manifest (its signature is checked by whoever relies on it)."""

@@ -7,7 +7,7 @@ import binascii
 import hashlib
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from email.utils import format_datetime
 
 from custody_intake.uploads.errors import InvalidUploadRequest
@@ -104,7 +104,7 @@ def is_offset_stream(content_type: str | None) -> bool:
 
 def http_date(moment: datetime) -> str:
     """``moment`` as an RFC 7231 HTTP date (``Upload-Expires``)."""
-    return format_datetime(moment, usegmt=True)
+    return format_datetime(moment.astimezone(UTC), usegmt=True)
 
 
 def discovery_headers(max_size: int) -> dict[str, str]:

@@ -1,0 +1,463 @@
+"""The Custody client: submit evidence, wait for its seal, fetch it verified, read its custody chain.
+
+It talks to the three services over HTTP only (intake, evidence, audit) with a bearer token.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import re
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import httpx
+from pydantic import ValidationError
+
+from custody_client.errors import (
+    AuthError,
+    ClientError,
+    InvalidRequest,
+    NetworkError,
+    NotFound,
+    Rejected,
+    VerificationFailed,
+    error_for,
+)
+from custody_client.resume import ResumeState, state_folder
+from custody_client.tus import DEFAULT_CHUNK_SIZE, Backoff, TusUploader
+from custody_common.manifest import CASE_PATTERN, SubmissionMetadata
+from custody_common.settings import Settings
+
+__all__ = [
+    "AuthError",
+    "ClientError",
+    "CustodyClient",
+    "FetchedItem",
+    "InvalidRequest",
+    "ItemStatus",
+    "NetworkError",
+    "NotFound",
+    "Progress",
+    "Rejected",
+    "VerificationFailed",
+    "client_from_environment",
+    "hash_file",
+    "parse_repr_digest",
+]
+
+UPLOADS_PATH = "/v1/uploads"
+_SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+_DIGEST_MEMBER = re.compile(r"\s*([a-z0-9_\-*.]+)\s*=\s*:([A-Za-z0-9+/=]*):\s*(?:;[^,]*)?")
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far a long step has come."""
+
+    phase: Literal["hashing", "uploading", "downloading"]
+    done: int
+    total: int | None
+    """Bytes in all, when known."""
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+@dataclass(frozen=True)
+class ItemStatus:
+    """Where an evidence item stands in the vault."""
+
+    evidence_id: str
+    status: str
+    """``sealed``, ``rejected``, or a state on the way there."""
+    reason: str | None = None
+    """Why it was rejected, when it was."""
+
+
+@dataclass(frozen=True)
+class FetchedItem:
+    """An item's bytes written to disk after both digests matched."""
+
+    path: Path
+    sha256: str
+    size: int
+
+
+def hash_file(path: Path, on_progress: Callable[[int, int], None] | None = None) -> tuple[str, int]:
+    """(SHA-256 hex, size) of the file at ``path``, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    total = os.stat(path).st_size
+    done = 0
+    with open(path, "rb") as file:
+        while block := file.read(1024 * 1024):
+            digest.update(block)
+            done += len(block)
+            if on_progress:
+                on_progress(done, max(total, done))
+    return digest.hexdigest(), done
+
+
+def parse_repr_digest(header: str) -> bytes:
+    """The SHA-256 in a ``Repr-Digest`` field (RFC 9530: ``sha-256=:BASE64:``, maybe beside others)."""
+    for member in header.split(","):
+        match = _DIGEST_MEMBER.fullmatch(member)
+        if match and match.group(1) == "sha-256":
+            try:
+                value = base64.b64decode(match.group(2), validate=True)
+            except ValueError:
+                break
+            if len(value) == 32:
+                return value
+            break
+    raise VerificationFailed(f"the evidence service's Repr-Digest holds no valid sha-256: {header[:120]!r}")
+
+
+def _evidence_id(value: str) -> str:
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise InvalidRequest(f"{value!r} is not an evidence id (a UUID)") from None
+
+
+class CustodyClient:
+    """A client of one Custody deployment, acting with one token."""
+
+    def __init__(
+        self,
+        intake_url: str,
+        evidence_url: str,
+        audit_url: str,
+        token: str | None,
+        *,
+        resume: ResumeState | None = None,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        backoff: Backoff = Backoff(),
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        timeout: httpx.Timeout = httpx.Timeout(connect=15, read=120, write=120, pool=30),
+    ) -> None:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        common: dict[str, Any] = {"headers": headers, "timeout": timeout, "transport": transport}
+        self._intake = httpx.Client(base_url=intake_url.rstrip("/"), **common)
+        self._evidence = httpx.Client(base_url=evidence_url.rstrip("/"), **common)
+        self._audit = httpx.Client(base_url=audit_url.rstrip("/"), **common)
+        self._has_token = bool(token)
+        self._resume = resume if resume is not None else ResumeState(state_folder())
+        self._backoff = backoff
+        self._sleep = sleep
+        self._uploader = TusUploader(
+            self._intake,
+            f"{intake_url.rstrip('/')}{UPLOADS_PATH}",
+            resume=self._resume,
+            chunk_size=chunk_size,
+            backoff=backoff,
+            sleep=sleep,
+        )
+
+    def close(self) -> None:
+        """Close the connections."""
+        for http in (self._intake, self._evidence, self._audit):
+            http.close()
+
+    def __enter__(self) -> CustodyClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- submitting -----------------------------------------------------------------
+
+    def submit(
+        self,
+        path: Path,
+        *,
+        case: str,
+        title: str | None = None,
+        captured_at: datetime | None = None,
+        lat: float | None = None,
+        lon: float | None = None,
+        notes: str | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> str:
+        """Hash ``path``, upload it to ``case`` with what is said about it, and return the new
+        evidence item's id. An upload an earlier run left unfinished is resumed, and one that
+        finished but whose outcome was not seen yet is not sent twice."""
+        self._need_token("submitting")
+        path = Path(path)
+        if not re.match(CASE_PATTERN, case):
+            raise InvalidRequest(f"case {case!r} is not a case name (letters, digits and . _ : -, up to 64)")
+        if (lat is None) != (lon is None):
+            raise InvalidRequest("give both --lat and --lon, or neither")
+        try:
+            described = SubmissionMetadata(
+                filename=path.name, title=title, captured_at=captured_at, lat=lat, lon=lon, notes=notes
+            )
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise InvalidRequest(f"the submission's metadata is not acceptable: {problems}") from None
+        if not path.is_file():
+            raise InvalidRequest(f"{path} is not a readable file")
+        before = path.stat()
+        report = on_progress or (lambda progress: None)
+        sha256, size = hash_file(path, lambda done, total: report(Progress("hashing", done, total)))
+        metadata = {"case": case, "sha256": sha256}
+        metadata.update(described.personal_fields())
+        upload = self._uploader.upload(
+            path,
+            size=size,
+            sha256=sha256,
+            metadata=metadata,
+            on_progress=lambda done, total: report(Progress("uploading", done, total)),
+        )
+        after = path.stat()
+        if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
+            raise VerificationFailed(
+                f"{path} changed while it was being submitted; the vault will reject this upload. "
+                "Submit the file again once nothing writes to it."
+            )
+        evidence_id = upload.url.rstrip("/").rsplit("/", 1)[-1]
+        try:
+            return str(uuid.UUID(evidence_id))
+        except ValueError:
+            raise NetworkError(f"intake's upload URL {upload.url} does not end in an evidence id") from None
+
+    def status(self, evidence_id: str) -> ItemStatus | None:
+        """The item's status in the vault; None while the vault has not heard of it yet."""
+        evidence_id = _evidence_id(evidence_id)
+        response = self._get(self._evidence, f"/v1/evidence/{evidence_id}/status", "asking for the item's status")
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise error_for(response, "asking for the item's status")
+        body = response.json()
+        return ItemStatus(
+            evidence_id=str(body.get("evidence_id", evidence_id)),
+            status=str(body.get("status")),
+            reason=body.get("reason"),
+        )
+
+    def wait_sealed(
+        self,
+        evidence_id: str,
+        *,
+        timeout: float | None = None,
+        on_status: Callable[[ItemStatus | None], None] | None = None,
+    ) -> ItemStatus:
+        """Poll until the item is ``sealed`` or ``rejected`` and return that status; raises
+        NetworkError when ``timeout`` seconds pass first."""
+        self._need_token("waiting for the seal")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        interval = 0.25
+        last: ItemStatus | None = None
+        while True:
+            current = self.status(evidence_id)
+            if current != last and on_status:
+                on_status(current)
+            last = current
+            if current is not None and current.status in ("sealed", "rejected"):
+                self._resume.forget_evidence(current.evidence_id)
+                return current
+            if deadline is not None and time.monotonic() + interval > deadline:
+                state = current.status if current else "not yet known to the vault"
+                raise NetworkError(
+                    f"item {evidence_id} was not sealed within {timeout:g} s (it is {state}); "
+                    "its upload is complete, so check again later with `custody chain`"
+                )
+            self._sleep(interval)
+            interval = min(interval * 1.5, 5.0)
+
+    # --- retrieving -----------------------------------------------------------------
+
+    def item(self, evidence_id: str) -> dict[str, Any]:
+        """The vault's record of an item (``GET /v1/evidence/{id}``)."""
+        evidence_id = _evidence_id(evidence_id)
+        response = self._get(self._evidence, f"/v1/evidence/{evidence_id}", "reading the item's record")
+        if response.status_code != 200:
+            raise error_for(response, f"reading the record of item {evidence_id}")
+        return response.json()
+
+    def fetch(
+        self,
+        evidence_id: str,
+        path: Path,
+        *,
+        purpose: str,
+        overwrite: bool = False,
+        on_progress: ProgressCallback | None = None,
+    ) -> FetchedItem:
+        """Download an item to ``path`` for the stated ``purpose`` (recorded in its custody chain).
+        The bytes go to ``PATH.part`` while their SHA-256 is computed; ``path`` appears only if
+        that digest matches both the response's ``Repr-Digest`` and the vault's record. On any
+        failure the partial file is deleted."""
+        self._need_token("fetching")
+        evidence_id = _evidence_id(evidence_id)
+        path = Path(path)
+        purpose = purpose.strip()
+        if not purpose:
+            raise InvalidRequest("state the purpose of this retrieval (--purpose); it is recorded in the custody chain")
+        if path.exists() and not overwrite:
+            raise InvalidRequest(f"{path} exists already; choose another path")
+        record = self.item(evidence_id)
+        if record.get("status") == "rejected":
+            raise Rejected(f"item {evidence_id} was rejected by the vault; it has no verified content", detail=record.get("reason"))
+        expected = record.get("sha256")
+        if not isinstance(expected, str) or not _SHA256_HEX.match(expected):
+            raise VerificationFailed(f"the vault's record of {evidence_id} holds no SHA-256 to check the download against")
+        part = path.with_name(path.name + ".part")
+        report = on_progress or (lambda progress: None)
+        fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as file:
+                actual, size, announced = self._download(evidence_id, purpose, file, report)
+                file.flush()
+                os.fsync(file.fileno())
+            if actual != announced:
+                raise VerificationFailed(
+                    f"the downloaded bytes of {evidence_id} hash to {actual.hex()}, but the response's Repr-Digest "
+                    f"says {announced.hex()}: they were damaged on the way"
+                )
+            if actual.hex() != expected:
+                raise VerificationFailed(
+                    f"the downloaded bytes of {evidence_id} hash to {actual.hex()}, but the vault recorded "
+                    f"{expected} at seal"
+                )
+            if isinstance(record.get("size"), int) and record["size"] != size:
+                raise VerificationFailed(f"the download has {size} bytes; the vault recorded {record['size']}")
+            os.replace(part, path)
+        except BaseException:
+            part.unlink(missing_ok=True)
+            raise
+        return FetchedItem(path=path, sha256=expected, size=size)
+
+    def _download(
+        self, evidence_id: str, purpose: str, file: Any, report: ProgressCallback
+    ) -> tuple[bytes, int, bytes]:
+        """Stream the content into ``file``, resuming by Range after a broken connection.
+        Returns (SHA-256 of the bytes, their count, SHA-256 the Repr-Digest announced)."""
+        url = f"/v1/evidence/{evidence_id}/content"
+        digest = hashlib.sha256()
+        written = 0
+        announced: bytes | None = None
+        failures = 0
+        while True:
+            # identity: Repr-Digest then covers exactly the bytes written to disk
+            headers = {"Accept-Encoding": "identity"}
+            if written:
+                headers["Range"] = f"bytes={written}-"
+            try:
+                with self._evidence.stream("GET", url, params={"purpose": purpose}, headers=headers) as response:
+                    status = response.status_code
+                    if status in (423, 429) or status >= 500:
+                        raise _ServiceBusy(f"the evidence service answered HTTP {status}")
+                    if status not in (200, 206):
+                        raise error_for(response, f"fetching item {evidence_id}")
+                    if status == 206 and not _range_starts_at(response, written):
+                        raise VerificationFailed("the evidence service answered a different range than asked for")
+                    if status == 200 and written:
+                        file.seek(0)
+                        file.truncate()
+                        digest, written = hashlib.sha256(), 0
+                    field = response.headers.get("Repr-Digest")
+                    if field is None:
+                        raise VerificationFailed("the evidence service sent no Repr-Digest; the download cannot be checked")
+                    said = parse_repr_digest(field)
+                    if announced is not None and said != announced:
+                        raise VerificationFailed("the evidence service announced two different digests for one item")
+                    announced = said
+                    total = _total_length(response, written)
+                    for block in response.iter_bytes():
+                        file.write(block)
+                        digest.update(block)
+                        written += len(block)
+                        report(Progress("downloading", written, total))
+                    return digest.digest(), written, announced
+            except (httpx.TransportError, _ServiceBusy) as exc:
+                failures += 1
+                if failures >= self._backoff.attempts:
+                    raise NetworkError(
+                        f"fetching item {evidence_id} failed {failures} times in a row ({exc}); "
+                        "check the connection and run the command again"
+                    ) from None
+                self._sleep(self._backoff.delay(failures))
+
+    # --- the custody ledger ---------------------------------------------------------
+
+    def chain(self, evidence_id: str) -> dict[str, Any]:
+        """The item's custody chain with a checkpoint and an inclusion proof per event
+        (``GET /v1/custody/{id}``), as the ledger returns it: check it with :func:`verify_chain`."""
+        self._need_token("reading the custody chain")
+        evidence_id = _evidence_id(evidence_id)
+        response = self._get(self._audit, f"/v1/custody/{evidence_id}", "reading the custody chain")
+        if response.status_code != 200:
+            raise error_for(response, f"reading the custody chain of {evidence_id}")
+        return response.json()
+
+    def checkpoint(self) -> str:
+        """The log's newest signed checkpoint (a C2SP signed note)."""
+        response = self._get(self._audit, "/v1/log/checkpoint", "reading the log's checkpoint")
+        if response.status_code != 200:
+            raise error_for(response, "reading the log's checkpoint")
+        return response.text
+
+    def log_key(self) -> str:
+        """The log's verifier key as the ledger announces it; pin it once, out of band."""
+        response = self._get(self._audit, "/v1/log/key", "reading the log's key")
+        if response.status_code != 200:
+            raise error_for(response, "reading the log's key")
+        return response.text.strip()
+
+    # --- plumbing -------------------------------------------------------------------
+
+    def _need_token(self, doing: str) -> None:
+        if not self._has_token:
+            raise AuthError(f"{doing} needs a token: set CUSTODY_TOKEN (get one with `custody token`)")
+
+    def _get(self, http: httpx.Client, url: str, doing: str) -> httpx.Response:
+        """GET with retries on network errors and 5xx/423/429; other answers are the caller's."""
+        failures = 0
+        while True:
+            try:
+                response = http.get(url)
+            except httpx.TransportError as exc:
+                reason: str = f"the connection failed ({type(exc).__name__})"
+            else:
+                if response.status_code not in (423, 429) and response.status_code < 500:
+                    return response
+                reason = f"the service answered HTTP {response.status_code}"
+            failures += 1
+            if failures >= self._backoff.attempts:
+                raise NetworkError(f"{doing} failed {failures} times in a row, last because {reason}")
+            self._sleep(self._backoff.delay(failures))
+
+
+class _ServiceBusy(Exception):
+    """The service answered with a status worth retrying."""
+
+
+def _range_starts_at(response: httpx.Response, offset: int) -> bool:
+    match = re.match(r"bytes (\d+)-\d+/(\d+|\*)", response.headers.get("Content-Range", ""))
+    return bool(match) and int(match.group(1)) == offset
+
+
+def _total_length(response: httpx.Response, written: int) -> int | None:
+    match = re.match(r"bytes \d+-\d+/(\d+)", response.headers.get("Content-Range", ""))
+    if match:
+        return int(match.group(1))
+    length = response.headers.get("Content-Length")
+    return written + int(length) if length and length.isdigit() else None
+
+
+def client_from_environment(environ: Mapping[str, str] | None = None, **kwargs: Any) -> CustodyClient:
+    """A client for the URLs in Settings (``CUSTODY_*_URL``) with the token in ``CUSTODY_TOKEN``."""
+    env = os.environ if environ is None else environ
+    settings = Settings()
+    return CustodyClient(
+        settings.intake_url, settings.evidence_url, settings.audit_url, env.get("CUSTODY_TOKEN") or None, **kwargs
+    )

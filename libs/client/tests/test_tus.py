@@ -1,0 +1,277 @@
+"""The tus uploader: metadata encoding, chunked PATCHes with checksums, retries, and resuming
+across runs, against an in-memory tus server."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+from pathlib import Path
+
+import httpx
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from custody_client.errors import AuthError, InvalidRequest, NetworkError, NotFound
+from custody_client.resume import ResumeState
+from custody_client.tus import Backoff, TusUploader, chunk_checksum, decode_metadata, encode_metadata
+
+ENDPOINT = "http://intake/v1/uploads"
+CHUNK = 64 * 1024
+
+
+# --- metadata -----------------------------------------------------------------------------
+
+
+def test_metadata_is_key_space_base64_pairs_joined_by_commas() -> None:
+    header = encode_metadata({"filename": "photo 1.jpg", "case": "UA-2024-17"})
+    assert header == "filename cGhvdG8gMS5qcGc=,case VUEtMjAyNC0xNw=="
+
+
+def test_metadata_with_an_empty_value_is_a_bare_key() -> None:
+    assert encode_metadata({"notes": "", "case": "C"}) == "notes,case Qw=="
+    assert decode_metadata("notes,case Qw==") == {"notes": "", "case": "C"}
+
+
+def test_metadata_values_are_utf8_before_base64() -> None:
+    header = encode_metadata({"title": "Дитячий будинок №3, Херсон"})
+    key, value = header.split(" ")
+    assert key == "title"
+    assert base64.b64decode(value).decode() == "Дитячий будинок №3, Херсон"
+
+
+@pytest.mark.parametrize("key", ["", "with space", "with,comma", "ключ", "tab\tkey"])
+def test_metadata_keys_must_be_plain_ascii_tokens(key: str) -> None:
+    with pytest.raises(ValueError, match="tus metadata key"):
+        encode_metadata({key: "value"})
+
+
+def test_malformed_metadata_is_refused_when_decoding() -> None:
+    with pytest.raises(ValueError, match="not base64"):
+        decode_metadata("title not-base64!")
+    with pytest.raises(ValueError, match="twice"):
+        decode_metadata("a YQ==,a Yg==")
+
+
+@given(
+    st.dictionaries(
+        st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E, blacklist_characters=","), min_size=1),
+        st.text(),
+        max_size=8,
+    )
+)
+def test_metadata_round_trips(metadata: dict[str, str]) -> None:
+    assert decode_metadata(encode_metadata(metadata)) == metadata
+
+
+def test_chunk_checksum_names_sha256_and_gives_the_base64_digest() -> None:
+    assert chunk_checksum(b"abc") == "sha256 " + base64.b64encode(hashlib.sha256(b"abc").digest()).decode()
+
+
+def test_backoff_grows_exponentially_up_to_its_ceiling() -> None:
+    backoff = Backoff(initial=1, factor=2, maximum=8)
+    for failures, ceiling in [(1, 1), (2, 2), (3, 4), (4, 8), (5, 8), (12, 8)]:
+        delay = backoff.delay(failures)
+        assert ceiling / 2 <= delay <= ceiling
+
+
+# --- uploading ----------------------------------------------------------------------------
+
+
+def _file(tmp_path: Path, size: int, name: str = "evidence.bin") -> tuple[Path, str]:
+    data = os.urandom(size)
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path, hashlib.sha256(data).hexdigest()
+
+
+def _uploader(server, tmp_path: Path, sleeps: list[float], attempts: int = 10, chunk: int = CHUNK) -> TusUploader:  # type: ignore[no-untyped-def]
+    http = httpx.Client(transport=httpx.MockTransport(server), base_url="http://intake")
+    return TusUploader(
+        http,
+        ENDPOINT,
+        resume=ResumeState(tmp_path / "state"),
+        chunk_size=chunk,
+        backoff=Backoff(attempts=attempts),
+        sleep=sleeps.append,
+    )
+
+
+def _outage(server):  # type: ignore[no-untyped-def]
+    """A fault: from this request on, the network is down."""
+
+    def fault(request: httpx.Request) -> None:
+        server.down = True
+        raise httpx.ConnectError("network is unreachable", request=request)
+
+    return fault
+
+
+def test_a_file_goes_up_in_checksummed_chunks_with_its_metadata(tmp_path: Path, tus_server) -> None:  # type: ignore[no-untyped-def]
+    path, sha = _file(tmp_path, 3 * CHUNK + 123)
+    progress: list[tuple[int, int]] = []
+    upload = _uploader(tus_server, tmp_path, []).upload(
+        path, size=path.stat().st_size, sha256=sha, metadata={"case": "C-1", "sha256": sha}, on_progress=lambda d, t: progress.append((d, t))
+    )
+    stored = tus_server.only_upload()
+    assert bytes(stored.data) == path.read_bytes()
+    assert stored.metadata == {"case": "C-1", "sha256": sha}
+    assert upload.url.startswith("http://intake/v1/uploads/") and upload.resumed_from == 0
+    patches = tus_server.patches()
+    assert [int(p.headers["Upload-Offset"]) for p in patches] == [0, CHUNK, 2 * CHUNK, 3 * CHUNK]
+    assert all(p.headers["Content-Length"] == str(len(p.content)) for p in patches)
+    assert not any("Transfer-Encoding" in p.headers for p in patches)
+    assert all(p.headers["Upload-Checksum"] == chunk_checksum(p.content) for p in patches)
+    assert progress[-1] == (path.stat().st_size, path.stat().st_size)
+    assert [d for d, _ in progress] == sorted(d for d, _ in progress)
+
+
+def test_an_empty_file_is_created_and_needs_no_patch(tmp_path: Path, tus_server) -> None:  # type: ignore[no-untyped-def]
+    path, sha = _file(tmp_path, 0)
+    _uploader(tus_server, tmp_path, []).upload(path, size=0, sha256=sha, metadata={"case": "C"})
+    assert tus_server.only_upload().length == 0
+    assert tus_server.patches() == []
+
+
+def test_server_errors_and_locks_are_retried_with_backoff(tmp_path: Path, tus_server, faults, sleeps) -> None:  # type: ignore[no-untyped-def]
+    path, sha = _file(tmp_path, 2 * CHUNK)
+    tus_server.faults.extend(
+        [
+            faults.status(503),  # POST
+            lambda r: None,  # POST again: served
+            faults.status(423, headers={"Retry-After": "7"}),  # first PATCH: the upload is locked
+            lambda r: None,  # HEAD
+            faults.status(500),  # PATCH again
+        ]
+    )
+    _uploader(tus_server, tmp_path, sleeps).upload(path, size=2 * CHUNK, sha256=sha, metadata={"case": "C"})
+    assert bytes(tus_server.only_upload().data) == path.read_bytes()
+    assert len(sleeps) == 3
+    assert sleeps[1] >= 7, "Retry-After is honoured"
+
+
+def test_a_damaged_chunk_is_sent_again(tmp_path: Path, tus_server, faults, sleeps) -> None:  # type: ignore[no-untyped-def]
+    path, sha = _file(tmp_path, CHUNK)
+    tus_server.faults.extend([lambda r: None, faults.status(460, "checksum mismatch")])
+    _uploader(tus_server, tmp_path, sleeps).upload(path, size=CHUNK, sha256=sha, metadata={"case": "C"})
+    assert bytes(tus_server.only_upload().data) == path.read_bytes()
+    assert len(tus_server.patches()) == 2
+
+
+def test_a_dropped_connection_continues_from_the_servers_offset(tmp_path: Path, tus_server, faults, sleeps) -> None:  # type: ignore[no-untyped-def]
+    path, sha = _file(tmp_path, 3 * CHUNK)
+    tus_server.faults.extend([lambda r: None, lambda r: None, faults.drop_connection_after(0.5)])
+    _uploader(tus_server, tmp_path, sleeps).upload(path, size=3 * CHUNK, sha256=sha, metadata={"case": "C"})
+    assert bytes(tus_server.only_upload().data) == path.read_bytes()
+    offsets = [int(p.headers["Upload-Offset"]) for p in tus_server.patches()]
+    assert offsets == [0, CHUNK, CHUNK + CHUNK // 2, 2 * CHUNK + CHUNK // 2]
+    heads = [r for r in tus_server.requests if r.method == "HEAD"]
+    assert len(heads) == 1
+
+
+def test_an_offset_conflict_is_resolved_by_asking_the_server(tmp_path: Path, tus_server, faults, sleeps) -> None:  # type: ignore[no-untyped-def]
+    path, sha = _file(tmp_path, 2 * CHUNK)
+    tus_server.faults.extend([lambda r: None, faults.status(409, "offset mismatch")])
+    _uploader(tus_server, tmp_path, sleeps).upload(path, size=2 * CHUNK, sha256=sha, metadata={"case": "C"})
+    assert bytes(tus_server.only_upload().data) == path.read_bytes()
+
+
+def test_too_large_chunks_are_halved(tmp_path: Path, tus_server) -> None:  # type: ignore[no-untyped-def]
+    path, sha = _file(tmp_path, 1024 * 1024)
+    tus_server.max_chunk = 300 * 1024
+    _uploader(tus_server, tmp_path, [], chunk=1024 * 1024).upload(path, size=1024 * 1024, sha256=sha, metadata={"case": "C"})
+    assert bytes(tus_server.only_upload().data) == path.read_bytes()
+    sizes = [len(p.content) for p in tus_server.patches()]
+    assert sizes[:3] == [1024 * 1024, 512 * 1024, 256 * 1024], "refused chunks are halved down to 256 KiB"
+    assert sizes[2:] == [256 * 1024] * 4
+
+
+def test_an_interrupted_upload_resumes_on_the_next_run(tmp_path: Path, tus_server, faults, sleeps) -> None:  # type: ignore[no-untyped-def]
+    path, sha = _file(tmp_path, 4 * CHUNK)
+    metadata = {"case": "C", "sha256": sha}
+    tus_server.faults.extend([lambda r: None, lambda r: None, lambda r: None, faults.drop_connection_after(0.25)])
+    tus_server.faults.append(_outage(tus_server))  # the network goes away for good mid-third chunk
+    first = _uploader(tus_server, tmp_path, sleeps, attempts=3)
+    with pytest.raises(NetworkError, match="run the same command again"):
+        first.upload(path, size=4 * CHUNK, sha256=sha, metadata=metadata)
+    stored = tus_server.only_upload()
+    assert len(stored.data) == 2 * CHUNK + CHUNK // 4
+
+    tus_server.down = False
+    patches_before = len(tus_server.patches())
+    second = _uploader(tus_server, tmp_path, sleeps)
+    upload = second.upload(path, size=4 * CHUNK, sha256=sha, metadata=metadata)
+    assert upload.resumed_from == 2 * CHUNK + CHUNK // 4
+    assert len(tus_server.uploads) == 1, "no second upload was created"
+    assert bytes(stored.data) == path.read_bytes()
+    resumed = tus_server.patches()[patches_before:]
+    assert int(resumed[0].headers["Upload-Offset"]) == 2 * CHUNK + CHUNK // 4
+
+
+def test_a_finished_upload_is_not_sent_again(tmp_path: Path, tus_server) -> None:  # type: ignore[no-untyped-def]
+    path, sha = _file(tmp_path, CHUNK)
+    uploader = _uploader(tus_server, tmp_path, [])
+    first = uploader.upload(path, size=CHUNK, sha256=sha, metadata={"case": "C"})
+    requests = len(tus_server.requests)
+    again = uploader.upload(path, size=CHUNK, sha256=sha, metadata={"case": "C"})
+    assert again.url == first.url and again.resumed_from == CHUNK
+    assert [r.method for r in tus_server.requests[requests:]] == ["HEAD"]
+
+
+def test_a_finished_upload_the_server_handed_on_is_not_sent_again(tmp_path: Path, tus_server) -> None:  # type: ignore[no-untyped-def]
+    path, sha = _file(tmp_path, CHUNK)
+    uploader = _uploader(tus_server, tmp_path, [])
+    first = uploader.upload(path, size=CHUNK, sha256=sha, metadata={"case": "C"})
+    tus_server.uploads.clear()  # intake forgot the tus resource once the submission completed
+    again = uploader.upload(path, size=CHUNK, sha256=sha, metadata={"case": "C"})
+    assert again.url == first.url
+    assert tus_server.uploads == {}
+
+
+def test_an_expired_unfinished_upload_starts_afresh(tmp_path: Path, tus_server, faults, sleeps) -> None:  # type: ignore[no-untyped-def]
+    path, sha = _file(tmp_path, 2 * CHUNK)
+    tus_server.faults.extend([lambda r: None, lambda r: None, _outage(tus_server)])
+    with pytest.raises(NetworkError):
+        _uploader(tus_server, tmp_path, sleeps, attempts=2).upload(path, size=2 * CHUNK, sha256=sha, metadata={"case": "C"})
+    tus_server.down = False
+    tus_server.uploads.clear()  # expired on the server
+    upload = _uploader(tus_server, tmp_path, sleeps).upload(path, size=2 * CHUNK, sha256=sha, metadata={"case": "C"})
+    assert upload.resumed_from == 0
+    assert bytes(tus_server.only_upload().data) == path.read_bytes()
+
+
+def test_different_metadata_is_a_different_submission(tmp_path: Path, tus_server) -> None:  # type: ignore[no-untyped-def]
+    path, sha = _file(tmp_path, CHUNK)
+    uploader = _uploader(tus_server, tmp_path, [])
+    a = uploader.upload(path, size=CHUNK, sha256=sha, metadata={"case": "A"})
+    b = uploader.upload(path, size=CHUNK, sha256=sha, metadata={"case": "B"})
+    assert a.url != b.url and len(tus_server.uploads) == 2
+
+
+def test_refusals_are_not_retried_and_carry_the_servers_sentence(tmp_path: Path, tus_server, faults, sleeps) -> None:  # type: ignore[no-untyped-def]
+    path, sha = _file(tmp_path, CHUNK)
+    tus_server.faults.append(faults.status(403, "you are not assigned case C"))
+    with pytest.raises(AuthError) as caught:
+        _uploader(tus_server, tmp_path, sleeps).upload(path, size=CHUNK, sha256=sha, metadata={"case": "C"})
+    assert caught.value.detail == "you are not assigned case C"
+    assert caught.value.status == 403
+    assert sleeps == []
+
+    tus_server.faults.append(faults.status(413, "the file is larger than 64 GiB"))
+    with pytest.raises(InvalidRequest, match="larger than 64 GiB"):
+        _uploader(tus_server, tmp_path, sleeps).upload(path, size=CHUNK, sha256=sha, metadata={"case": "C"})
+
+
+def test_an_upload_removed_mid_transfer_is_reported_and_forgotten(tmp_path: Path, tus_server, faults, sleeps) -> None:  # type: ignore[no-untyped-def]
+    path, sha = _file(tmp_path, 2 * CHUNK)
+
+    def vanish(request: httpx.Request) -> httpx.Response:
+        tus_server.uploads.clear()
+        return httpx.Response(503)
+
+    tus_server.faults.extend([lambda r: None, vanish])
+    uploader = _uploader(tus_server, tmp_path, sleeps)
+    with pytest.raises(NotFound, match="expired or was removed"):
+        uploader.upload(path, size=2 * CHUNK, sha256=sha, metadata={"case": "C"})
+    assert ResumeState(tmp_path / "state").path.read_text().count("http") == 0

@@ -1,0 +1,86 @@
+"""Admission of custody events (pure): shape, subject, signature, and key re-reading."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from custody_audit.errors import EventRejected
+from custody_audit.log.admission import MAX_EVENT_BYTES, TrustedKeys, admit, parse_event
+from custody_common.bus import Topology
+from custody_common.events import actor_service, canonical, new_event, sign_event
+
+TOPOLOGY = Topology("ns")
+
+
+def _event(key: Ed25519PrivateKey, **fields) -> dict:  # type: ignore[no-untyped-def]
+    return sign_event(new_event(action="received", service="intake", actor=actor_service("intake"), **fields), key)
+
+
+def test_a_genuine_event_is_admitted_as_sent() -> None:
+    key = Ed25519PrivateKey.generate()
+    event = _event(key, evidence_id="01900000-0000-7000-8000-000000000000", case="C", size=3, sha256="ab" * 32)
+    keys = TrustedKeys(lambda: {"intake": key.public_key()})
+    assert admit("ns.events.intake", canonical(event), TOPOLOGY, keys) == event
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (b"x" * (MAX_EVENT_BYTES + 1), "at most"),
+        (b"\xff\xfe", "not JSON"),
+        (b'{"a": NaN}', "non-JSON number"),
+        (b'{"a": 1, "a": 2}', "repeats a JSON key"),
+        (b"[]", "not a JSON object"),
+        (b"{}", "no valid 'type'"),
+    ],
+)
+def test_malformed_payloads_are_rejected_with_a_reason(payload: bytes, reason: str) -> None:
+    with pytest.raises(EventRejected, match=reason):
+        parse_event(payload)
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"type": "custody-event/v2"}, "event type"),
+        ({"action": "deleted"}, "custody action"),
+        ({"id": "01900000-0000-7000-8000-00000000000A"}, "canonical lowercase"),
+        ({"size": True}, "wrong type"),
+        ({"case": ""}, "case name"),
+        ({"note": "personal data"}, "fields no custody event has"),
+    ],
+)
+def test_events_of_the_wrong_shape_are_rejected(change: dict, reason: str) -> None:
+    event = {**_event(Ed25519PrivateKey.generate(), case="C"), **change}
+    with pytest.raises(EventRejected, match=reason):
+        parse_event(json.dumps(event).encode())
+
+
+def test_a_rotated_key_is_picked_up_and_reads_are_rate_limited() -> None:
+    old, new = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    current = {"intake": old.public_key()}
+    reads = []
+
+    def source() -> dict:
+        reads.append(1)
+        return dict(current)
+
+    keys = TrustedKeys(source, min_interval=3600)
+    with pytest.raises(EventRejected, match="does not verify"):
+        admit("ns.events.intake", canonical(_event(new)), TOPOLOGY, keys)
+    assert len(reads) == 1  # read a moment ago: a flood of forgeries causes no re-reads
+
+    keys = TrustedKeys(source, min_interval=0)
+    current["intake"] = new.public_key()  # the service rotated its key after audit read it
+    admit("ns.events.intake", canonical(_event(new)), TOPOLOGY, keys)
+    assert len(reads) == 3
+
+
+def test_unknown_services_have_no_key() -> None:
+    key = Ed25519PrivateKey.generate()
+    event = sign_event(new_event(action="received", service="evidence", actor=actor_service("evidence")), key)
+    with pytest.raises(EventRejected, match="no trusted key"):
+        admit("ns.events.evidence", canonical(event), TOPOLOGY, TrustedKeys(lambda: {}, min_interval=0))

@@ -1,0 +1,215 @@
+"""The sequencer over a real database (SQLite and PostgreSQL): admission, idempotence, item
+chains, one transaction per batch with a consistent signed checkpoint, recovery."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+from sqlalchemy import func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from custody_audit.errors import LogDamaged
+from custody_audit.log import repository
+from custody_audit.log.checkpoint import verifier_key, verify_checkpoint
+from custody_audit.log.entry import parse_leaf
+from custody_audit.log.sequencer import Incoming
+from custody_audit.log.merkle import (
+    consistency_nodes,
+    consistency_proof,
+    leaf_hash,
+    tree_hash,
+    verify_consistency,
+)
+from custody_audit.log.tables import leaves, nodes, rejected_events
+from custody_common.crypto.signing import load_public_key
+from custody_common.events import canonical
+from custody_common.ids import uuid7
+from custody_common.settings import Settings
+
+
+
+async def _all_leaves(engine: AsyncEngine) -> list[repository.StoredLeaf]:
+    async with engine.connect() as conn:
+        return [leaf async for leaf in repository.stream_leaves(conn)]
+
+
+async def _verify_checkpoint(settings: Settings, engine: AsyncEngine) -> repository.StoredCheckpoint:
+    async with engine.connect() as conn:
+        latest = await repository.latest_checkpoint(conn)
+    assert latest is not None
+    vkey = verifier_key(settings.log_origin, load_public_key(settings.key_folder / "audit-log.pub"))
+    signed = verify_checkpoint(latest.note, vkey)
+    stored = await _all_leaves(engine)
+    assert signed.size == latest.size == len(stored)
+    assert signed.root == latest.root == tree_hash([leaf_hash(s.leaf) for s in stored])
+    return latest
+
+
+async def test_batch_is_logged_with_item_chains_and_a_signed_checkpoint(settings, engine, append, signed, incoming) -> None:
+    item, other = str(uuid7()), str(uuid7())
+    first = signed("intake", action="submitted", evidence_id=item, case="CASE-1")
+    second = signed("intake", action="received", evidence_id=item, case="CASE-1", sha256="ab" * 32, size=3)
+    unrelated = signed("evidence", action="key_rotated")
+    third = signed("evidence", action="sealed", evidence_id=item, case="CASE-1")
+    elsewhere = signed("intake", action="submitted", evidence_id=other, case="CASE-2")
+    outcome = await append(*(incoming(e) for e in (first, second, unrelated, third, elsewhere)))
+    assert (outcome.appended, outcome.duplicates, outcome.rejected) == (5, 0, [])
+    assert outcome.checkpoint.size == 5
+
+    stored = await _all_leaves(engine)
+    entries = [parse_leaf(s.leaf) for s in stored]
+    assert [e["event"] for e in entries] == [first, second, unrelated, third, elsewhere]
+    assert [e["item_seq"] for e in entries] == [1, 2, None, 3, 1]
+    assert entries[0]["prev_leaf"] is None and entries[2]["prev_leaf"] is None and entries[4]["prev_leaf"] is None
+    assert entries[1]["prev_leaf"] == leaf_hash(stored[0].leaf).hex()
+    assert entries[3]["prev_leaf"] == leaf_hash(stored[1].leaf).hex()
+    assert all(set(e) == {"event", "item_seq", "prev_leaf", "logged_at"} for e in entries)
+    assert stored[0].leaf == canonical(entries[0])
+    assert [s.case for s in stored] == ["CASE-1", "CASE-1", None, "CASE-1", "CASE-2"]
+    await _verify_checkpoint(settings, engine)
+
+    later = signed("evidence", action="accessed", evidence_id=item, case="CASE-1")
+    outcome = await append(incoming(later))
+    assert outcome.checkpoint.size == 6
+    assert parse_leaf((await _all_leaves(engine))[5].leaf)["item_seq"] == 4
+    await _verify_checkpoint(settings, engine)
+
+
+async def test_each_checkpoint_is_consistent_with_the_previous(settings, engine, append, signed, incoming) -> None:
+    roots = {}
+    for batch in ([1], [2, 3], [4, 5, 6, 7, 8, 9], [10]):
+        outcome = await append(*(incoming(signed("intake", evidence_id=str(uuid7()))) for _ in batch))
+        roots[outcome.checkpoint.size] = outcome.checkpoint.root
+    assert sorted(roots) == [1, 3, 9, 10]
+    async with engine.connect() as conn:
+        stored_sizes = [c.size for c in await repository.all_checkpoints(conn)]
+        assert stored_sizes == [1, 3, 9, 10]
+        for first in roots:
+            for second in roots:
+                if first <= second:
+                    hashes = await repository.fetch_hashes(conn, consistency_nodes(first, second))
+                    proof = consistency_proof(first, second, hashes)
+                    verify_consistency(first, second, roots[first], roots[second], proof)
+
+
+async def test_duplicates_are_skipped_and_conflicting_ids_kept_aside(settings, engine, append, signed, incoming) -> None:
+    event = signed("intake", evidence_id=str(uuid7()), case="C")
+    message = incoming(event)
+    outcome = await append(message, message)
+    assert (outcome.appended, outcome.duplicates) == (1, 1)
+    outcome = await append(message)
+    assert (outcome.appended, outcome.duplicates, outcome.checkpoint) == (0, 1, None)
+
+    impostor = signed("intake", evidence_id=event["evidence_id"], case="OTHER", event_id=event["id"])
+    outcome = await append(incoming(impostor))
+    assert outcome.appended == 0 and len(outcome.rejected) == 1 and "conflicting event id" in outcome.rejected[0]
+    assert len(await _all_leaves(engine)) == 1
+
+
+@pytest.mark.parametrize(
+    "forge",
+    [
+        pytest.param(lambda inc, e: inc(e("intake", signer="evidence")), id="another-service-key"),
+        pytest.param(lambda inc, e: inc({**e("intake"), "case": "ALTERED"}), id="altered-content"),
+        pytest.param(
+            lambda inc, e: inc({k: v for k, v in e("intake").items() if k != "sig"}), id="unsigned"
+        ),
+        pytest.param(lambda inc, e: inc(e("intake"), service="evidence"), id="wrong-subject"),
+        pytest.param(lambda inc, e: inc(e("evidence"), service="intake"), id="subject-of-another"),
+        pytest.param(lambda inc, e: Incoming(inc(e("intake")).subject, b"not json"), id="not-json"),
+        pytest.param(
+            lambda inc, e: Incoming(inc(e("intake")).subject, json.dumps([1]).encode()), id="not-an-object"
+        ),
+        pytest.param(lambda inc, e: inc({**e("intake"), "extra": 1}), id="unknown-field"),
+        pytest.param(
+            lambda inc, e: Incoming(
+                inc(e("intake")).subject, canonical(e("intake"))[:-1] + b',"id":"x"}'
+            ),
+            id="duplicate-key",
+        ),
+        pytest.param(lambda inc, e: inc({**e("intake"), "sig": "!!"}), id="garbage-signature"),
+        pytest.param(lambda inc, e: inc(e("intake", evidence_id="not-a-uuid")), id="bad-evidence-id"),
+        pytest.param(lambda inc, e: inc({**e("intake"), "service": "mallory"}), id="unknown-service"),
+    ],
+)
+async def test_forged_or_malformed_messages_never_reach_the_log(settings, engine, append, signed, sequencer, forge, incoming):  # type: ignore[no-untyped-def]
+    genuine = signed("intake", evidence_id=str(uuid.uuid4()))
+    message = forge(incoming, signed)
+    outcome = await append(message, incoming(genuine))
+    assert outcome.appended == 1 and len(outcome.rejected) == 1
+    assert sequencer.stats.rejected == 1
+    stored = await _all_leaves(engine)
+    assert [parse_leaf(s.leaf)["event"] for s in stored] == [genuine]
+    async with engine.connect() as conn:
+        kept = (await conn.execute(select(rejected_events))).all()
+    assert len(kept) == 1 and bytes(kept[0].payload) == message.payload and kept[0].reason == outcome.rejected[0]
+
+
+async def test_a_batch_of_only_rejections_signs_no_checkpoint(settings, engine, append, signed, incoming) -> None:
+    outcome = await append(incoming(signed("intake", signer="evidence")))
+    assert outcome.checkpoint is None and outcome.appended == 0
+    async with engine.connect() as conn:
+        assert await repository.latest_checkpoint(conn) is None
+        assert await repository.rejected_count(conn) == 1
+
+
+async def test_keys_announced_once_and_a_new_sequencer_resumes(settings, engine, signed, incoming, make_sequencer) -> None:
+    first = make_sequencer()
+    async with engine.connect() as conn:
+        await first.recover(conn)
+        announced = await first.announce_key(conn)
+        assert announced is not None and announced["action"] == "key_announced"
+        assert await first.announce_key(conn) is None
+        await first.append(conn, [incoming(signed("intake", evidence_id=str(uuid7())))])
+    second = make_sequencer()
+    async with engine.connect() as conn:
+        await second.recover(conn)
+        assert second.size == 2
+        assert await second.announce_key(conn) is None
+        outcome = await second.append(conn, [incoming(signed("evidence", evidence_id=str(uuid7())))])
+    assert outcome.checkpoint.size == 3
+    latest = await _verify_checkpoint(settings, engine)
+    assert latest.size == 3
+    events = [parse_leaf(s.leaf)["event"] for s in await _all_leaves(engine)]
+    assert events[0]["service"] == "audit" and events[0]["details"]["algorithm"] == "Ed25519"
+
+
+async def test_recovery_refuses_a_tree_that_does_not_match_its_checkpoint(settings, engine, append, signed, incoming, make_sequencer) -> None:
+    await append(*(incoming(signed("intake")) for _ in range(6)))
+    async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            await conn.execute(text("SET LOCAL session_replication_role = replica"))
+        await conn.execute(update(nodes).where(nodes.c.level == 2, nodes.c.idx == 0).values(hash=b"\x00" * 32))
+    fresh = make_sequencer()
+    async with engine.connect() as conn:
+        with pytest.raises(LogDamaged, match="checkpoint 6"):
+            await fresh.recover(conn)
+
+
+async def test_recovery_refuses_entries_beyond_the_last_checkpoint(settings, engine, append, signed, incoming, make_sequencer) -> None:
+    await append(incoming(signed("intake")))
+    async with engine.begin() as conn:
+        row = (await conn.execute(select(leaves))).mappings().one()
+        await conn.execute(leaves.insert().values({**row, "idx": 1, "event_id": "x"}))
+    fresh = make_sequencer()
+    async with engine.connect() as conn:
+        with pytest.raises(LogDamaged, match="holds 2 entries"):
+            await fresh.recover(conn)
+
+
+async def test_a_failed_batch_leaves_no_trace(settings, engine, sequencer, signed, incoming) -> None:
+    async with engine.connect() as conn:
+        await sequencer.recover(conn)
+        await sequencer.append(conn, [incoming(signed("intake"))])
+        # Another writer took index 1 behind the sequencer's back: the batch must fail whole.
+        async with engine.begin() as other:
+            row = (await other.execute(select(leaves))).mappings().one()
+            await other.execute(leaves.insert().values({**row, "idx": 1, "event_id": "intruder"}))
+        with pytest.raises(Exception):  # noqa: B017 — the database's own unique-key error
+            await sequencer.append(conn, [incoming(signed("intake")), incoming(signed("intake"))])
+        assert sequencer.size == 1
+    async with engine.connect() as conn:
+        assert (await conn.execute(select(func.count()).select_from(nodes))).scalar() == 0
+        assert [c.size for c in await repository.all_checkpoints(conn)] == [1]

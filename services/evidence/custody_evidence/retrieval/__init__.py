@@ -1,0 +1,1 @@
+"""Retrieval: listing items, reading their metadata and serving their verified bytes."""

@@ -1,0 +1,1 @@
+"""Key rotation: data keys re-wrapped under a new KEK version; the data is never re-encrypted."""

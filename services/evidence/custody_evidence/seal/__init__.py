@@ -1,0 +1,1 @@
+"""Sealing: turning intake's completed submissions into locked, recorded evidence items."""
