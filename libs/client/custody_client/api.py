@@ -53,6 +53,8 @@ __all__ = [
 ]
 
 UPLOADS_PATH = "/v1/uploads"
+OUTCOMES = frozenset({"sealed", "rejected", "damaged"})
+"""Statuses after which an item's status no longer changes by itself."""
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 _DIGEST_MEMBER = re.compile(r"\s*([a-z0-9_\-*.]+)\s*=\s*:([A-Za-z0-9+/=]*):\s*(?:;[^,]*)?")
 
@@ -250,8 +252,9 @@ class CustodyClient:
         timeout: float | None = None,
         on_status: Callable[[ItemStatus | None], None] | None = None,
     ) -> ItemStatus:
-        """Poll until the item is ``sealed`` or ``rejected`` and return that status; raises
-        NetworkError when ``timeout`` seconds pass first."""
+        """Poll until the item is ``sealed`` or ``rejected`` (or found ``damaged``) and return that
+        status; a 404 means the vault has not received it yet. Raises NetworkError when
+        ``timeout`` seconds pass first."""
         self._need_token("waiting for the seal")
         deadline = None if timeout is None else time.monotonic() + timeout
         interval = 0.25
@@ -261,7 +264,7 @@ class CustodyClient:
             if current != last and on_status:
                 on_status(current)
             last = current
-            if current is not None and current.status in ("sealed", "rejected"):
+            if current is not None and current.status in OUTCOMES:
                 self._resume.forget_evidence(current.evidence_id)
                 return current
             if deadline is not None and time.monotonic() + interval > deadline:
@@ -306,10 +309,22 @@ class CustodyClient:
             raise InvalidRequest(f"{path} exists already; choose another path")
         record = self.item(evidence_id)
         if record.get("status") == "rejected":
-            raise Rejected(f"item {evidence_id} was rejected by the vault; it has no verified content", detail=record.get("reason"))
+            raise Rejected(
+                f"item {evidence_id} was rejected by the vault ({record.get('reason') or 'no reason given'}); "
+                "it is never served",
+                detail=record.get("reason"),
+            )
+        if record.get("status") == "damaged":
+            raise VerificationFailed(
+                f"the vault found item {evidence_id} damaged ({record.get('reason') or 'no reason given'}); "
+                "it is not served until restored and verified",
+                detail=record.get("reason"),
+            )
         expected = record.get("sha256")
         if not isinstance(expected, str) or not _SHA256_HEX.match(expected):
-            raise VerificationFailed(f"the vault's record of {evidence_id} holds no SHA-256 to check the download against")
+            raise VerificationFailed(
+                f"the vault's record of {evidence_id} holds no SHA-256 to check the download against"
+            )
         part = path.with_name(path.name + ".part")
         report = on_progress or (lambda progress: None)
         fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -330,7 +345,7 @@ class CustodyClient:
                 )
             if isinstance(record.get("size"), int) and record["size"] != size:
                 raise VerificationFailed(f"the download has {size} bytes; the vault recorded {record['size']}")
-            os.replace(part, path)
+            _put_in_place(part, path, overwrite)
         except BaseException:
             part.unlink(missing_ok=True)
             raise
@@ -345,19 +360,26 @@ class CustodyClient:
         digest = hashlib.sha256()
         written = 0
         announced: bytes | None = None
+        etag: str | None = None
         failures = 0
         while True:
             # identity: Repr-Digest then covers exactly the bytes written to disk
             headers = {"Accept-Encoding": "identity"}
             if written:
                 headers["Range"] = f"bytes={written}-"
+                if etag:
+                    headers["If-Range"] = etag
             try:
                 with self._evidence.stream("GET", url, params={"purpose": purpose}, headers=headers) as response:
                     status = response.status_code
                     if status in (423, 429) or status >= 500:
                         raise _ServiceBusy(f"the evidence service answered HTTP {status}")
+                    if status == 409:
+                        failure = error_for(response, f"fetching item {evidence_id}")
+                        raise Rejected(str(failure), detail=failure.detail, status=status)
                     if status not in (200, 206):
                         raise error_for(response, f"fetching item {evidence_id}")
+                    etag = etag or response.headers.get("ETag")
                     if status == 206 and not _range_starts_at(response, written):
                         raise VerificationFailed("the evidence service answered a different range than asked for")
                     if status == 200 and written:
@@ -366,7 +388,9 @@ class CustodyClient:
                         digest, written = hashlib.sha256(), 0
                     field = response.headers.get("Repr-Digest")
                     if field is None:
-                        raise VerificationFailed("the evidence service sent no Repr-Digest; the download cannot be checked")
+                        raise VerificationFailed(
+                            "the evidence service sent no Repr-Digest; the download cannot be checked"
+                        )
                     said = parse_repr_digest(field)
                     if announced is not None and said != announced:
                         raise VerificationFailed("the evidence service announced two different digests for one item")
@@ -435,6 +459,24 @@ class CustodyClient:
             if failures >= self._backoff.attempts:
                 raise NetworkError(f"{doing} failed {failures} times in a row, last because {reason}")
             self._sleep(self._backoff.delay(failures))
+
+
+def _put_in_place(part: Path, path: Path, overwrite: bool) -> None:
+    """Move the verified ``part`` to ``path`` atomically, never clobbering a file that appeared
+    meanwhile unless ``overwrite``; then make the rename durable."""
+    if overwrite:
+        os.replace(part, path)
+    else:
+        try:
+            os.link(part, path)
+        except FileExistsError:
+            raise InvalidRequest(f"{path} appeared while the item was downloading; choose another path") from None
+        part.unlink()
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
 
 
 class _ServiceBusy(Exception):

@@ -21,7 +21,7 @@ from typing import Any, TextIO
 
 from pydantic import ValidationError
 
-from custody_client.api import CustodyClient, ItemStatus, Progress, client_from_environment
+from custody_client.api import OUTCOMES, CustodyClient, ItemStatus, Progress, client_from_environment
 from custody_client.errors import (
     AuthError,
     ClientError,
@@ -257,13 +257,16 @@ def _submit(args: argparse.Namespace) -> int:
         _say("waiting for the vault to seal it…")
         status = client.wait_sealed(evidence_id, timeout=args.wait_timeout, on_status=_show_status)
     if status.status == "rejected":
-        raise Rejected(f"item {evidence_id} was rejected by the vault: {status.reason or 'no reason given'}")
+        why = f": {status.reason}" if status.reason else "; its custody chain records why"
+        raise Rejected(f"item {evidence_id} was rejected by the vault{why}")
+    if status.status == "damaged":
+        raise VerificationFailed(f"item {evidence_id} was sealed but the vault now finds it damaged")
     _say(f"sealed: item {evidence_id} is locked in the vault")
     return EXIT_OK
 
 
 def _show_status(status: ItemStatus | None) -> None:
-    if status is not None and status.status not in ("sealed", "rejected"):
+    if status is not None and status.status not in OUTCOMES:
         _say(f"status: {status.status}")
 
 

@@ -11,6 +11,8 @@ WINDOW = 10.0
 """Seconds of history the rate is measured over."""
 PLAIN_EVERY = 30.0
 """Seconds between plain lines when nothing else prompts one."""
+PLAIN_GAP = 2.0
+"""Least seconds between plain lines, however fast the work goes."""
 
 
 def human_bytes(count: float) -> str:
@@ -71,6 +73,7 @@ class ProgressLine:
         self._done = 0
         self._total: int | None = None
         self._drawn = False
+        self._last_drawn = -1
 
     def update(self, done: int, total: int | None) -> None:
         """Record progress and redraw when it is time to."""
@@ -82,7 +85,8 @@ class ProgressLine:
                 self._draw(now)
             return
         tenth = done * 10 // total if total else -1
-        if tenth > self._last_tenth or now - self._last_draw >= PLAIN_EVERY:
+        since = now - self._last_draw
+        if (tenth > self._last_tenth and since >= PLAIN_GAP) or since >= PLAIN_EVERY:
             self._last_tenth = max(tenth, self._last_tenth)
             self._draw(now)
 
@@ -91,7 +95,7 @@ class ProgressLine:
         if self._live:
             self._draw(self._clock())
             self._stream.write("\n")
-        elif self._total is None or self._done * 10 // max(self._total, 1) > self._last_tenth or not self._drawn:
+        elif self._last_drawn != self._done or not self._drawn:
             self._draw(self._clock())
         self._stream.flush()
 
@@ -124,4 +128,5 @@ class ProgressLine:
             self._stream.write(text + "\n")
         self._stream.flush()
         self._last_draw = now
+        self._last_drawn = self._done
         self._drawn = True

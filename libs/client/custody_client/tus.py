@@ -15,12 +15,12 @@ import hashlib
 import random
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import httpx
 
-from custody_client.errors import NetworkError, NotFound, VerificationFailed, error_for
+from custody_client.errors import AuthError, NetworkError, NotFound, VerificationFailed, error_for
 from custody_client.resume import ResumeState, submission_key
 
 TUS_VERSION = "1.0.0"
@@ -30,7 +30,7 @@ _SLICE = 256 * 1024
 _RETRYABLE = frozenset({408, 423, 429, 500, 502, 503, 504})
 _CHECKSUM_MISMATCH = 460
 
-ProgressCallback = Callable[[int, int], None]
+OffsetCallback = Callable[[int, int], None]
 """Called with (bytes the server has or is receiving, total bytes)."""
 
 
@@ -131,7 +131,7 @@ class TusUploader:
         size: int,
         sha256: str,
         metadata: Mapping[str, str],
-        on_progress: ProgressCallback | None = None,
+        on_progress: OffsetCallback | None = None,
     ) -> Upload:
         """Send ``path`` (``size`` bytes whose SHA-256 is ``sha256``) with ``metadata``; returns
         once the server holds every byte. Resumes an upload an earlier run left unfinished."""
@@ -165,7 +165,13 @@ class TusUploader:
         entry = self._resume.get(key) if self._resume else None
         if entry is None:
             return None, None
-        offset = self._offset(entry.url, size)
+        try:
+            offset = self._offset(entry.url, size)
+        except AuthError as refused:
+            if refused.status != 403:
+                raise
+            offset = None  # another person's upload (the token changed hands): start our own
+            entry = replace(entry, complete=False)
         if offset is None:
             # The server no longer knows the upload: finished and handed on, or expired.
             if entry.complete:
@@ -178,7 +184,11 @@ class TusUploader:
         return entry.url, offset
 
     def _create(self, size: int, metadata: Mapping[str, str]) -> str:
-        headers = {"Tus-Resumable": TUS_VERSION, "Upload-Length": str(size), "Upload-Metadata": encode_metadata(metadata)}
+        headers = {
+            "Tus-Resumable": TUS_VERSION,
+            "Upload-Length": str(size),
+            "Upload-Metadata": encode_metadata(metadata),
+        }
         response = self._retrying("creating the upload", lambda: self._http.post(self._endpoint, headers=headers))
         if response.status_code != 201:
             raise error_for(response, "creating the upload")
@@ -207,7 +217,7 @@ class TusUploader:
             raise NetworkError(f"intake reports offset {offset} for an upload of {size} bytes")
         return offset
 
-    def _transfer(self, path: Path, url: str, offset: int, size: int, report: ProgressCallback) -> None:
+    def _transfer(self, path: Path, url: str, offset: int, size: int, report: OffsetCallback) -> None:
         chunk_size = self._chunk_size
         failures = 0
         with open(path, "rb") as file:
@@ -288,7 +298,7 @@ class TusUploader:
         self._sleep(delay)
 
 
-def _slices(chunk: bytes, offset: int, size: int, report: ProgressCallback) -> Iterator[bytes]:
+def _slices(chunk: bytes, offset: int, size: int, report: OffsetCallback) -> Iterator[bytes]:
     view = memoryview(chunk)
     for start in range(0, len(view), _SLICE):
         piece = view[start : start + _SLICE]

@@ -81,7 +81,9 @@ def verify_inclusion(leaf: bytes, index: int, size: int, proof: Sequence[bytes],
     of ``size`` leaves whose root is ``root``."""
     _check_hashes("inclusion proof", root)
     if not hmac.compare_digest(root_from_inclusion(leaf, index, size, proof), root):
-        raise VerificationFailed(f"inclusion proof of leaf {index} does not lead to the root of the tree of size {size}")
+        raise VerificationFailed(
+            f"inclusion proof of leaf {index} does not lead to the root of the tree of size {size}"
+        )
 
 
 def verify_consistency(size1: int, size2: int, proof: Sequence[bytes], root1: bytes, root2: bytes) -> None:

@@ -165,9 +165,14 @@ class EvidenceServer:
             if not request.url.params.get("purpose"):
                 return httpx.Response(422, json={"detail": "state a purpose"})
             digest = self.announced_digest or hashlib.sha256(self.content).digest()
-            headers = {"Repr-Digest": f"sha-256=:{base64.b64encode(digest).decode()}:"}
+            headers = {
+                "Repr-Digest": f"sha-256=:{base64.b64encode(digest).decode()}:",
+                "ETag": f'"{hashlib.sha256(self.content).hexdigest()}"',
+            }
             start = 0
             code = 200
+            if self.record_status != "sealed":
+                return httpx.Response(409, json={"detail": f"item is {self.record_status}, so it is never served"})
             if "Range" in request.headers:
                 start = int(request.headers["Range"].removeprefix("bytes=").rstrip("-"))
                 code = 206

@@ -36,7 +36,9 @@ def _client(tmp_path: Path, transport: httpx.MockTransport, sleeps: list[float],
 # --- submitting ---------------------------------------------------------------------------
 
 
-def test_submit_declares_the_hash_and_metadata_and_returns_the_evidence_id(tmp_path: Path, tus_server, router, sleeps) -> None:  # type: ignore[no-untyped-def]
+def test_submit_declares_the_hash_and_metadata_and_returns_the_evidence_id(
+    tmp_path: Path, tus_server, router, sleeps
+) -> None:
     path = tmp_path / "IMG_0042.jpg"
     data = os.urandom(200_000)
     path.write_bytes(data)
@@ -75,7 +77,9 @@ def test_submit_declares_the_hash_and_metadata_and_returns_the_evidence_id(tmp_p
         ({"case": "C", "title": "bell\x07"}, "control characters"),
     ],
 )
-def test_submit_refuses_bad_metadata_before_sending_a_byte(tmp_path: Path, tus_server, router, sleeps, kwargs, complaint) -> None:  # type: ignore[no-untyped-def]
+def test_submit_refuses_bad_metadata_before_sending_a_byte(
+    tmp_path: Path, tus_server, router, sleeps, kwargs, complaint
+) -> None:
     path = tmp_path / "f.bin"
     path.write_bytes(b"x")
     with _client(tmp_path, router(intake=tus_server), sleeps) as client, pytest.raises(InvalidRequest, match=complaint):
@@ -83,14 +87,14 @@ def test_submit_refuses_bad_metadata_before_sending_a_byte(tmp_path: Path, tus_s
     assert tus_server.requests == []
 
 
-def test_submit_without_a_token_says_how_to_get_one(tmp_path: Path, tus_server, router, sleeps) -> None:  # type: ignore[no-untyped-def]
+def test_submit_without_a_token_says_how_to_get_one(tmp_path: Path, tus_server, router, sleeps) -> None:
     path = tmp_path / "f.bin"
     path.write_bytes(b"x")
     with _client(tmp_path, router(intake=tus_server), sleeps, token=None) as client, pytest.raises(AuthError, match="CUSTODY_TOKEN"):
         client.submit(path, case="C")
 
 
-def test_an_expired_token_is_an_auth_error_with_the_servers_sentence(tmp_path: Path, tus_server, router, faults, sleeps) -> None:  # type: ignore[no-untyped-def]
+def test_an_expired_token_is_an_auth_error_with_the_servers_sentence(tmp_path: Path, tus_server, router, faults, sleeps) -> None:
     path = tmp_path / "f.bin"
     path.write_bytes(b"x")
     tus_server.faults.append(faults.status(401, "token has expired; get a new one"))
@@ -103,7 +107,7 @@ def test_an_expired_token_is_an_auth_error_with_the_servers_sentence(tmp_path: P
 # --- waiting for the seal -----------------------------------------------------------------
 
 
-def test_waiting_rides_out_not_found_and_outages_until_sealed(tmp_path: Path, evidence_server, router, sleeps) -> None:  # type: ignore[no-untyped-def]
+def test_waiting_rides_out_not_found_and_outages_until_sealed(tmp_path: Path, evidence_server, router, sleeps) -> None:
     server = evidence_server(b"content")
     server.statuses = [(404, None), (404, None), (503, None), (200, {"status": "received"}), (200, {"status": "sealed"})]
     seen = []
@@ -113,7 +117,7 @@ def test_waiting_rides_out_not_found_and_outages_until_sealed(tmp_path: Path, ev
     assert [s.status for s in seen] == ["received", "sealed"]
 
 
-def test_a_rejection_is_returned_with_its_reason(tmp_path: Path, evidence_server, router, sleeps) -> None:  # type: ignore[no-untyped-def]
+def test_a_rejection_is_returned_with_its_reason(tmp_path: Path, evidence_server, router, sleeps) -> None:
     server = evidence_server(b"content")
     server.statuses = [(200, {"status": "rejected", "reason": "hash mismatch"})]
     with _client(tmp_path, router(evidence=server), sleeps) as client:
@@ -121,7 +125,7 @@ def test_a_rejection_is_returned_with_its_reason(tmp_path: Path, evidence_server
     assert (outcome.status, outcome.reason) == ("rejected", "hash mismatch")
 
 
-def test_seeing_the_outcome_clears_the_resume_entry(tmp_path: Path, tus_server, evidence_server, router, sleeps) -> None:  # type: ignore[no-untyped-def]
+def test_seeing_the_outcome_clears_the_resume_entry(tmp_path: Path, tus_server, evidence_server, router, sleeps) -> None:
     path = tmp_path / "f.bin"
     path.write_bytes(os.urandom(1000))
     evidence = evidence_server(b"")
@@ -139,7 +143,7 @@ def test_seeing_the_outcome_clears_the_resume_entry(tmp_path: Path, tus_server, 
 # --- fetching -----------------------------------------------------------------------------
 
 
-def test_fetch_writes_the_file_only_after_both_digests_match(tmp_path: Path, evidence_server, router, sleeps) -> None:  # type: ignore[no-untyped-def]
+def test_fetch_writes_the_file_only_after_both_digests_match(tmp_path: Path, evidence_server, router, sleeps) -> None:
     content = os.urandom(50_000)
     server = evidence_server(content)
     target = tmp_path / "out" / "item.bin"
@@ -154,7 +158,7 @@ def test_fetch_writes_the_file_only_after_both_digests_match(tmp_path: Path, evi
     assert content_request.url.params["purpose"] == "preparing the indictment"
 
 
-def test_fetch_resumes_a_broken_download_by_range(tmp_path: Path, evidence_server, router, sleeps) -> None:  # type: ignore[no-untyped-def]
+def test_fetch_resumes_a_broken_download_by_range(tmp_path: Path, evidence_server, router, sleeps) -> None:
     content = os.urandom(50_000)
     server = evidence_server(content)
     server.break_content_after = [20_000, 5_000]
@@ -164,10 +168,14 @@ def test_fetch_resumes_a_broken_download_by_range(tmp_path: Path, evidence_serve
     assert target.read_bytes() == content
     ranges = [r.headers.get("Range") for r in server.requests if r.url.path.endswith("/content")]
     assert ranges == [None, "bytes=20000-", "bytes=25000-"]
+    if_ranges = {r.headers.get("If-Range") for r in server.requests if "Range" in r.headers}
+    assert if_ranges == {f'"{hashlib.sha256(content).hexdigest()}"'}, "a resumed range is only taken from the same item"
 
 
 @pytest.mark.parametrize("lie", ["announced", "recorded"])
-def test_fetch_refuses_bytes_whose_digest_does_not_match_and_leaves_nothing(tmp_path: Path, evidence_server, router, sleeps, lie: str) -> None:  # type: ignore[no-untyped-def]
+def test_fetch_refuses_bytes_whose_digest_does_not_match_and_leaves_nothing(
+    tmp_path: Path, evidence_server, router, sleeps, lie: str
+) -> None:
     server = evidence_server(os.urandom(10_000))
     if lie == "announced":
         server.announced_digest = hashlib.sha256(b"something else").digest()
@@ -179,7 +187,7 @@ def test_fetch_refuses_bytes_whose_digest_does_not_match_and_leaves_nothing(tmp_
     assert list(tmp_path.glob("item.bin*")) == []
 
 
-def test_fetch_refuses_a_response_without_repr_digest(tmp_path: Path, router, sleeps) -> None:  # type: ignore[no-untyped-def]
+def test_fetch_refuses_a_response_without_repr_digest(tmp_path: Path, router, sleeps) -> None:
     evidence_id = "0190a7c2-0000-7000-8000-000000000001"
     content = b"bytes"
 
@@ -193,7 +201,7 @@ def test_fetch_refuses_a_response_without_repr_digest(tmp_path: Path, router, sl
     assert list(tmp_path.glob("x*")) == []
 
 
-def test_fetch_never_overwrites_unless_asked(tmp_path: Path, evidence_server, router, sleeps) -> None:  # type: ignore[no-untyped-def]
+def test_fetch_never_overwrites_unless_asked(tmp_path: Path, evidence_server, router, sleeps) -> None:
     server = evidence_server(b"new")
     target = tmp_path / "item.bin"
     target.write_bytes(b"old")
@@ -205,21 +213,43 @@ def test_fetch_never_overwrites_unless_asked(tmp_path: Path, evidence_server, ro
     assert target.read_bytes() == b"new"
 
 
-def test_fetch_needs_a_purpose(tmp_path: Path, evidence_server, router, sleeps) -> None:  # type: ignore[no-untyped-def]
+def test_fetch_needs_a_purpose(tmp_path: Path, evidence_server, router, sleeps) -> None:
     server = evidence_server(b"x")
     with _client(tmp_path, router(evidence=server), sleeps) as client, pytest.raises(InvalidRequest, match="purpose"):
         client.fetch(server.evidence_id, tmp_path / "x", purpose="  ")
     assert server.requests == []
 
 
-def test_fetch_of_a_rejected_item_is_refused(tmp_path: Path, evidence_server, router, sleeps) -> None:  # type: ignore[no-untyped-def]
+def test_fetch_of_a_rejected_item_is_refused(tmp_path: Path, evidence_server, router, sleeps) -> None:
     server = evidence_server(b"x")
     server.record_status = "rejected"
     with _client(tmp_path, router(evidence=server), sleeps) as client, pytest.raises(Rejected):
         client.fetch(server.evidence_id, tmp_path / "x", purpose="trial")
 
 
-def test_failures_map_to_named_errors(tmp_path: Path, router, sleeps) -> None:  # type: ignore[no-untyped-def]
+def test_fetch_of_a_damaged_item_fails_verification(tmp_path: Path, evidence_server, router, sleeps) -> None:
+    server = evidence_server(b"x")
+    server.record_status = "damaged"
+    with _client(tmp_path, router(evidence=server), sleeps) as client, pytest.raises(VerificationFailed, match="damaged"):
+        client.fetch(server.evidence_id, tmp_path / "x", purpose="trial")
+    assert list(tmp_path.glob("x*")) == []
+
+
+def test_content_refused_as_not_servable_is_a_rejection(tmp_path: Path, evidence_server, router, sleeps) -> None:
+    server = evidence_server(b"x")
+
+    def rejected_between_record_and_content(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/content"):
+            server.record_status = "rejected"
+        return server(request)
+
+    with _client(tmp_path, router(evidence=rejected_between_record_and_content), sleeps) as client:
+        with pytest.raises(Rejected, match="never served"):
+            client.fetch(server.evidence_id, tmp_path / "x", purpose="trial")
+    assert list(tmp_path.glob("x*")) == []
+
+
+def test_failures_map_to_named_errors(tmp_path: Path, router, sleeps) -> None:
     evidence_id = "0190a7c2-0000-7000-8000-000000000001"
     answers = {
         403: (AuthError, "not assigned to this case"),
@@ -227,9 +257,10 @@ def test_failures_map_to_named_errors(tmp_path: Path, router, sleeps) -> None:  
         503: (NetworkError, "failed 4 times"),
     }
     for code, (error, sentence) in answers.items():
-        with _client(tmp_path, router(evidence=lambda r, c=code: httpx.Response(c, json={"detail": "not assigned to this case" if c == 403 else "no such item"})), sleeps) as client:
-            with pytest.raises(error, match=sentence):
-                client.item(evidence_id)
+        detail = "not assigned to this case" if code == 403 else "no such item"
+        answer = router(evidence=lambda r, c=code, d=detail: httpx.Response(c, json={"detail": d}))
+        with _client(tmp_path, answer, sleeps) as client, pytest.raises(error, match=sentence):
+            client.item(evidence_id)
 
     def refuse(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("connection refused", request=request)

@@ -60,7 +60,9 @@ def test_usage_errors_exit_2(args: list[str], capsys: pytest.CaptureFixture[str]
     assert "usage:" in capsys.readouterr().err
 
 
-def test_usage_errors_found_after_parsing_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_usage_errors_found_after_parsing_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("CUSTODY_LOG_KEY", raising=False)
     present = tmp_path / "f.bin"
     present.write_bytes(b"x")
@@ -122,7 +124,7 @@ def test_missing_token_exits_3(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def use_fakes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, router):  # type: ignore[no-untyped-def]
+def use_fakes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, router):
     """Point the command at fake services: ``use_fakes(intake=..., evidence=..., audit=...)``."""
 
     def install(**servers: Any) -> None:
@@ -138,7 +140,9 @@ def use_fakes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, router):  # type:
     return install
 
 
-def test_submit_prints_the_evidence_id_last_and_waits_for_the_seal(tmp_path: Path, tus_server, evidence_server, use_fakes, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_submit_prints_the_evidence_id_last_and_waits_for_the_seal(
+    tmp_path: Path, tus_server, evidence_server, use_fakes, capsys
+) -> None:
     path = tmp_path / "video.mp4"
     path.write_bytes(os.urandom(300_000))
     evidence = evidence_server(b"")
@@ -157,7 +161,7 @@ def test_submit_prints_the_evidence_id_last_and_waits_for_the_seal(tmp_path: Pat
     assert "\r" not in err, "stderr is not a terminal: plain lines only"
 
 
-def test_a_rejected_submission_exits_1_and_still_names_the_item(tmp_path: Path, tus_server, use_fakes, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_a_rejected_submission_exits_1_and_still_names_the_item(tmp_path: Path, tus_server, use_fakes, capsys) -> None:
     path = tmp_path / "doc.pdf"
     path.write_bytes(b"%PDF-1.7")
     use_fakes(
@@ -171,7 +175,7 @@ def test_a_rejected_submission_exits_1_and_still_names_the_item(tmp_path: Path, 
     assert "do not match the declared SHA-256" in err
 
 
-def test_submit_no_wait_does_not_ask_evidence(tmp_path: Path, tus_server, use_fakes, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_submit_no_wait_does_not_ask_evidence(tmp_path: Path, tus_server, use_fakes, capsys) -> None:
     path = tmp_path / "a.txt"
     path.write_text("statement")
     use_fakes(intake=tus_server)
@@ -179,7 +183,7 @@ def test_submit_no_wait_does_not_ask_evidence(tmp_path: Path, tus_server, use_fa
     assert capsys.readouterr().out.strip() in tus_server.uploads
 
 
-def test_a_network_outage_exits_3(tmp_path: Path, use_fakes, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_a_network_outage_exits_3(tmp_path: Path, use_fakes, capsys) -> None:
     def refuse(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("connection refused", request=request)
 
@@ -190,7 +194,7 @@ def test_a_network_outage_exits_3(tmp_path: Path, use_fakes, capsys) -> None:  #
     assert "run the same command again" in capsys.readouterr().err
 
 
-def test_fetch_prints_the_checked_digest_and_exits_1_on_mismatch(tmp_path: Path, evidence_server, use_fakes, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_fetch_prints_the_checked_digest_and_exits_1_on_mismatch(tmp_path: Path, evidence_server, use_fakes, capsys) -> None:
     content = os.urandom(10_000)
     server = evidence_server(content)
     use_fakes(evidence=server)
@@ -204,7 +208,7 @@ def test_fetch_prints_the_checked_digest_and_exits_1_on_mismatch(tmp_path: Path,
     assert not (tmp_path / "again.bin").exists() and not (tmp_path / "again.bin.part").exists()
 
 
-def test_fetch_denied_exits_3(tmp_path: Path, use_fakes, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_fetch_denied_exits_3(tmp_path: Path, use_fakes, capsys) -> None:
     use_fakes(evidence=lambda r: httpx.Response(403, json={"detail": "you are not assigned case UA-7"}))
     assert cli.main(["fetch", str(uuid.uuid4()), "-o", str(tmp_path / "x"), "--purpose", "trial"]) == 3
     assert "you are not assigned case UA-7" in capsys.readouterr().err
@@ -217,9 +221,18 @@ ORIGIN = "custody.test/cli"
 
 def _signed_single_event_log(key: Ed25519PrivateKey, evidence_id: str) -> tuple[dict[str, Any], str]:
     entry = {
-        "event": {"type": "custody-event/v1", "id": str(uuid.uuid4()), "action": "submitted", "evidence_id": evidence_id,
-                  "case": "C", "time": "2024-05-01T10:00:00.000Z", "actor": {"sub": "alice", "roles": ["investigator"]},
-                  "service": "intake", "sha256": "ab" * 32, "sig": "c2ln"},
+        "event": {
+            "type": "custody-event/v1",
+            "id": str(uuid.uuid4()),
+            "action": "submitted",
+            "evidence_id": evidence_id,
+            "case": "C",
+            "time": "2024-05-01T10:00:00.000Z",
+            "actor": {"sub": "alice", "roles": ["investigator"]},
+            "service": "intake",
+            "sha256": "ab" * 32,
+            "sig": "c2ln",
+        },
         "item_seq": 1,
         "prev_leaf": None,
         "logged_at": "2024-05-01T10:00:01.000Z",
@@ -230,11 +243,12 @@ def _signed_single_event_log(key: Ed25519PrivateKey, evidence_id: str) -> tuple[
     body = f"{ORIGIN}\n1\n{base64.b64encode(leaf_hash(leaf)).decode()}\n"
     note = f"{body}\n\u2014 {ORIGIN} {base64.b64encode(key_id + key.sign(body.encode())).decode()}\n"
     vkey = f"{ORIGIN}+{key_id.hex()}+{base64.b64encode(bytes([1]) + raw).decode()}"
-    custody = {"checkpoint": note, "events": [{"index": 0, "leaf": base64.b64encode(leaf).decode(), "entry": entry, "inclusion": []}]}
+    event = {"index": 0, "leaf": base64.b64encode(leaf).decode(), "entry": entry, "inclusion": []}
+    custody = {"checkpoint": note, "events": [event]}
     return custody, vkey
 
 
-def test_chain_lists_one_event_per_line(use_fakes, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_chain_lists_one_event_per_line(use_fakes, capsys) -> None:
     evidence_id = str(uuid.uuid4())
     custody, _ = _signed_single_event_log(Ed25519PrivateKey.generate(), evidence_id)
     use_fakes(audit=lambda r: httpx.Response(200, json=custody))
@@ -245,7 +259,9 @@ def test_chain_lists_one_event_per_line(use_fakes, capsys) -> None:  # type: ign
     assert json.loads(capsys.readouterr().out) == custody
 
 
-def test_chain_verify_takes_the_key_from_an_argument_a_file_or_the_environment(tmp_path: Path, use_fakes, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_chain_verify_takes_the_key_from_an_argument_a_file_or_the_environment(
+    tmp_path: Path, use_fakes, capsys, monkeypatch
+) -> None:
     evidence_id = str(uuid.uuid4())
     custody, vkey = _signed_single_event_log(Ed25519PrivateKey.generate(), evidence_id)
     use_fakes(audit=lambda r: httpx.Response(200, json=custody))
@@ -258,7 +274,7 @@ def test_chain_verify_takes_the_key_from_an_argument_a_file_or_the_environment(t
     assert cli.main(["chain", evidence_id, "--verify"]) == 0
 
 
-def test_chain_verify_exits_1_naming_the_failure(use_fakes, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_chain_verify_exits_1_naming_the_failure(use_fakes, capsys) -> None:
     evidence_id = str(uuid.uuid4())
     custody, vkey = _signed_single_event_log(Ed25519PrivateKey.generate(), evidence_id)
     _, other_key = _signed_single_event_log(Ed25519PrivateKey.generate(), evidence_id)

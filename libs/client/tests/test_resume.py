@@ -22,7 +22,7 @@ def test_the_state_folder_follows_custody_then_xdg_then_home() -> None:
     assert state_folder({"CUSTODY_STATE_DIR": "", "XDG_STATE_HOME": "", "HOME": "/h"}) == Path("/h/.local/state/custody")
 
 
-def test_the_state_file_holds_no_name_path_hash_or_metadata_and_is_private(tmp_path: Path, tus_server) -> None:  # type: ignore[no-untyped-def]
+def test_the_state_file_holds_no_name_path_hash_or_metadata_and_is_private(tmp_path: Path, tus_server) -> None:
     secret_name = "interview-witness-Olena-Kovalenko.mp4"
     folder = tmp_path / "victims-of-Izium"
     folder.mkdir()

@@ -86,7 +86,7 @@ def _file(tmp_path: Path, size: int, name: str = "evidence.bin") -> tuple[Path, 
     return path, hashlib.sha256(data).hexdigest()
 
 
-def _uploader(server, tmp_path: Path, sleeps: list[float], attempts: int = 10, chunk: int = CHUNK) -> TusUploader:  # type: ignore[no-untyped-def]
+def _uploader(server, tmp_path: Path, sleeps: list[float], attempts: int = 10, chunk: int = CHUNK) -> TusUploader:
     http = httpx.Client(transport=httpx.MockTransport(server), base_url="http://intake")
     return TusUploader(
         http,
@@ -98,7 +98,7 @@ def _uploader(server, tmp_path: Path, sleeps: list[float], attempts: int = 10, c
     )
 
 
-def _outage(server):  # type: ignore[no-untyped-def]
+def _outage(server):
     """A fault: from this request on, the network is down."""
 
     def fault(request: httpx.Request) -> None:
@@ -108,11 +108,15 @@ def _outage(server):  # type: ignore[no-untyped-def]
     return fault
 
 
-def test_a_file_goes_up_in_checksummed_chunks_with_its_metadata(tmp_path: Path, tus_server) -> None:  # type: ignore[no-untyped-def]
+def test_a_file_goes_up_in_checksummed_chunks_with_its_metadata(tmp_path: Path, tus_server) -> None:
     path, sha = _file(tmp_path, 3 * CHUNK + 123)
     progress: list[tuple[int, int]] = []
     upload = _uploader(tus_server, tmp_path, []).upload(
-        path, size=path.stat().st_size, sha256=sha, metadata={"case": "C-1", "sha256": sha}, on_progress=lambda d, t: progress.append((d, t))
+        path,
+        size=path.stat().st_size,
+        sha256=sha,
+        metadata={"case": "C-1", "sha256": sha},
+        on_progress=lambda d, t: progress.append((d, t)),
     )
     stored = tus_server.only_upload()
     assert bytes(stored.data) == path.read_bytes()
@@ -127,14 +131,14 @@ def test_a_file_goes_up_in_checksummed_chunks_with_its_metadata(tmp_path: Path, 
     assert [d for d, _ in progress] == sorted(d for d, _ in progress)
 
 
-def test_an_empty_file_is_created_and_needs_no_patch(tmp_path: Path, tus_server) -> None:  # type: ignore[no-untyped-def]
+def test_an_empty_file_is_created_and_needs_no_patch(tmp_path: Path, tus_server) -> None:
     path, sha = _file(tmp_path, 0)
     _uploader(tus_server, tmp_path, []).upload(path, size=0, sha256=sha, metadata={"case": "C"})
     assert tus_server.only_upload().length == 0
     assert tus_server.patches() == []
 
 
-def test_server_errors_and_locks_are_retried_with_backoff(tmp_path: Path, tus_server, faults, sleeps) -> None:  # type: ignore[no-untyped-def]
+def test_server_errors_and_locks_are_retried_with_backoff(tmp_path: Path, tus_server, faults, sleeps) -> None:
     path, sha = _file(tmp_path, 2 * CHUNK)
     tus_server.faults.extend(
         [
@@ -151,7 +155,7 @@ def test_server_errors_and_locks_are_retried_with_backoff(tmp_path: Path, tus_se
     assert sleeps[1] >= 7, "Retry-After is honoured"
 
 
-def test_a_damaged_chunk_is_sent_again(tmp_path: Path, tus_server, faults, sleeps) -> None:  # type: ignore[no-untyped-def]
+def test_a_damaged_chunk_is_sent_again(tmp_path: Path, tus_server, faults, sleeps) -> None:
     path, sha = _file(tmp_path, CHUNK)
     tus_server.faults.extend([lambda r: None, faults.status(460, "checksum mismatch")])
     _uploader(tus_server, tmp_path, sleeps).upload(path, size=CHUNK, sha256=sha, metadata={"case": "C"})
@@ -159,7 +163,7 @@ def test_a_damaged_chunk_is_sent_again(tmp_path: Path, tus_server, faults, sleep
     assert len(tus_server.patches()) == 2
 
 
-def test_a_dropped_connection_continues_from_the_servers_offset(tmp_path: Path, tus_server, faults, sleeps) -> None:  # type: ignore[no-untyped-def]
+def test_a_dropped_connection_continues_from_the_servers_offset(tmp_path: Path, tus_server, faults, sleeps) -> None:
     path, sha = _file(tmp_path, 3 * CHUNK)
     tus_server.faults.extend([lambda r: None, lambda r: None, faults.drop_connection_after(0.5)])
     _uploader(tus_server, tmp_path, sleeps).upload(path, size=3 * CHUNK, sha256=sha, metadata={"case": "C"})
@@ -170,14 +174,14 @@ def test_a_dropped_connection_continues_from_the_servers_offset(tmp_path: Path, 
     assert len(heads) == 1
 
 
-def test_an_offset_conflict_is_resolved_by_asking_the_server(tmp_path: Path, tus_server, faults, sleeps) -> None:  # type: ignore[no-untyped-def]
+def test_an_offset_conflict_is_resolved_by_asking_the_server(tmp_path: Path, tus_server, faults, sleeps) -> None:
     path, sha = _file(tmp_path, 2 * CHUNK)
     tus_server.faults.extend([lambda r: None, faults.status(409, "offset mismatch")])
     _uploader(tus_server, tmp_path, sleeps).upload(path, size=2 * CHUNK, sha256=sha, metadata={"case": "C"})
     assert bytes(tus_server.only_upload().data) == path.read_bytes()
 
 
-def test_too_large_chunks_are_halved(tmp_path: Path, tus_server) -> None:  # type: ignore[no-untyped-def]
+def test_too_large_chunks_are_halved(tmp_path: Path, tus_server) -> None:
     path, sha = _file(tmp_path, 1024 * 1024)
     tus_server.max_chunk = 300 * 1024
     _uploader(tus_server, tmp_path, [], chunk=1024 * 1024).upload(path, size=1024 * 1024, sha256=sha, metadata={"case": "C"})
@@ -187,7 +191,7 @@ def test_too_large_chunks_are_halved(tmp_path: Path, tus_server) -> None:  # typ
     assert sizes[2:] == [256 * 1024] * 4
 
 
-def test_an_interrupted_upload_resumes_on_the_next_run(tmp_path: Path, tus_server, faults, sleeps) -> None:  # type: ignore[no-untyped-def]
+def test_an_interrupted_upload_resumes_on_the_next_run(tmp_path: Path, tus_server, faults, sleeps) -> None:
     path, sha = _file(tmp_path, 4 * CHUNK)
     metadata = {"case": "C", "sha256": sha}
     tus_server.faults.extend([lambda r: None, lambda r: None, lambda r: None, faults.drop_connection_after(0.25)])
@@ -209,7 +213,7 @@ def test_an_interrupted_upload_resumes_on_the_next_run(tmp_path: Path, tus_serve
     assert int(resumed[0].headers["Upload-Offset"]) == 2 * CHUNK + CHUNK // 4
 
 
-def test_a_finished_upload_is_not_sent_again(tmp_path: Path, tus_server) -> None:  # type: ignore[no-untyped-def]
+def test_a_finished_upload_is_not_sent_again(tmp_path: Path, tus_server) -> None:
     path, sha = _file(tmp_path, CHUNK)
     uploader = _uploader(tus_server, tmp_path, [])
     first = uploader.upload(path, size=CHUNK, sha256=sha, metadata={"case": "C"})
@@ -219,7 +223,7 @@ def test_a_finished_upload_is_not_sent_again(tmp_path: Path, tus_server) -> None
     assert [r.method for r in tus_server.requests[requests:]] == ["HEAD"]
 
 
-def test_a_finished_upload_the_server_handed_on_is_not_sent_again(tmp_path: Path, tus_server) -> None:  # type: ignore[no-untyped-def]
+def test_a_finished_upload_the_server_handed_on_is_not_sent_again(tmp_path: Path, tus_server) -> None:
     path, sha = _file(tmp_path, CHUNK)
     uploader = _uploader(tus_server, tmp_path, [])
     first = uploader.upload(path, size=CHUNK, sha256=sha, metadata={"case": "C"})
@@ -229,7 +233,7 @@ def test_a_finished_upload_the_server_handed_on_is_not_sent_again(tmp_path: Path
     assert tus_server.uploads == {}
 
 
-def test_an_expired_unfinished_upload_starts_afresh(tmp_path: Path, tus_server, faults, sleeps) -> None:  # type: ignore[no-untyped-def]
+def test_an_expired_unfinished_upload_starts_afresh(tmp_path: Path, tus_server, faults, sleeps) -> None:
     path, sha = _file(tmp_path, 2 * CHUNK)
     tus_server.faults.extend([lambda r: None, lambda r: None, _outage(tus_server)])
     with pytest.raises(NetworkError):
@@ -241,7 +245,7 @@ def test_an_expired_unfinished_upload_starts_afresh(tmp_path: Path, tus_server, 
     assert bytes(tus_server.only_upload().data) == path.read_bytes()
 
 
-def test_different_metadata_is_a_different_submission(tmp_path: Path, tus_server) -> None:  # type: ignore[no-untyped-def]
+def test_different_metadata_is_a_different_submission(tmp_path: Path, tus_server) -> None:
     path, sha = _file(tmp_path, CHUNK)
     uploader = _uploader(tus_server, tmp_path, [])
     a = uploader.upload(path, size=CHUNK, sha256=sha, metadata={"case": "A"})
@@ -249,7 +253,7 @@ def test_different_metadata_is_a_different_submission(tmp_path: Path, tus_server
     assert a.url != b.url and len(tus_server.uploads) == 2
 
 
-def test_refusals_are_not_retried_and_carry_the_servers_sentence(tmp_path: Path, tus_server, faults, sleeps) -> None:  # type: ignore[no-untyped-def]
+def test_refusals_are_not_retried_and_carry_the_servers_sentence(tmp_path: Path, tus_server, faults, sleeps) -> None:
     path, sha = _file(tmp_path, CHUNK)
     tus_server.faults.append(faults.status(403, "you are not assigned case C"))
     with pytest.raises(AuthError) as caught:
@@ -263,7 +267,7 @@ def test_refusals_are_not_retried_and_carry_the_servers_sentence(tmp_path: Path,
         _uploader(tus_server, tmp_path, sleeps).upload(path, size=CHUNK, sha256=sha, metadata={"case": "C"})
 
 
-def test_an_upload_removed_mid_transfer_is_reported_and_forgotten(tmp_path: Path, tus_server, faults, sleeps) -> None:  # type: ignore[no-untyped-def]
+def test_an_upload_removed_mid_transfer_is_reported_and_forgotten(tmp_path: Path, tus_server, faults, sleeps) -> None:
     path, sha = _file(tmp_path, 2 * CHUNK)
 
     def vanish(request: httpx.Request) -> httpx.Response:
@@ -275,3 +279,27 @@ def test_an_upload_removed_mid_transfer_is_reported_and_forgotten(tmp_path: Path
     with pytest.raises(NotFound, match="expired or was removed"):
         uploader.upload(path, size=2 * CHUNK, sha256=sha, metadata={"case": "C"})
     assert ResumeState(tmp_path / "state").path.read_text().count("http") == 0
+
+
+def test_an_upload_the_token_may_not_continue_is_started_afresh(tmp_path: Path, tus_server, faults, sleeps) -> None:
+    path, sha = _file(tmp_path, 2 * CHUNK)
+    tus_server.faults.extend([lambda r: None, lambda r: None, _outage(tus_server)])
+    with pytest.raises(NetworkError):
+        _uploader(tus_server, tmp_path, sleeps, attempts=2).upload(path, size=2 * CHUNK, sha256=sha, metadata={"case": "C"})
+    tus_server.down = False
+    tus_server.faults.append(faults.status(403, "this upload belongs to someone else"))
+    upload = _uploader(tus_server, tmp_path, sleeps).upload(path, size=2 * CHUNK, sha256=sha, metadata={"case": "C"})
+    assert upload.resumed_from == 0 and len(tus_server.uploads) == 2
+    assert bytes(tus_server.uploads[upload.url.rsplit("/", 1)[1]].data) == path.read_bytes()
+
+
+def test_an_expired_token_while_resuming_is_reported_not_worked_around(tmp_path: Path, tus_server, faults, sleeps) -> None:
+    path, sha = _file(tmp_path, 2 * CHUNK)
+    tus_server.faults.extend([lambda r: None, lambda r: None, _outage(tus_server)])
+    with pytest.raises(NetworkError):
+        _uploader(tus_server, tmp_path, sleeps, attempts=2).upload(path, size=2 * CHUNK, sha256=sha, metadata={"case": "C"})
+    tus_server.down = False
+    tus_server.faults.append(faults.status(401, "token has expired; get a new one"))
+    with pytest.raises(AuthError, match="token has expired"):
+        _uploader(tus_server, tmp_path, sleeps).upload(path, size=2 * CHUNK, sha256=sha, metadata={"case": "C"})
+    assert len(tus_server.uploads) == 1

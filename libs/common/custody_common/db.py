@@ -6,7 +6,9 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine, event
+import zlib
+
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
@@ -57,6 +59,9 @@ def run_migrations(settings: Settings, service: str, script_location: Path) -> N
     config.set_main_option("version_table", f"alembic_version_{service}")
     try:
         with engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                # Replicas starting together: one migrates, the others wait and find it done.
+                connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": zlib.crc32(f"migrate-{service}".encode())})
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
     finally:

@@ -76,7 +76,6 @@ async def _publish(settings, events) -> None:  # type: ignore[no-untyped-def]
         await nc.close()
 
 
-@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 async def test_audit_processes_serve_hand_over_and_verify(settings, signed) -> None:
     settings.home.mkdir(parents=True, exist_ok=True)
     first_port, second_port = free_port(), free_port()

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -61,9 +62,11 @@ class Schedule:
 
 
 @contextlib.asynccontextmanager
-async def open_vault(settings: Settings) -> AsyncIterator[tuple[Vault, AsyncEngine]]:
-    """The vault on an already migrated database (no NATS: events wait in the outbox)."""
+async def open_vault(settings: Settings, read_passes: int = 4) -> AsyncIterator[tuple[Vault, AsyncEngine]]:
+    """The vault on an already migrated database (no NATS: events wait in the outbox), with
+    ``read_passes`` threads for whole-item read passes."""
     engine = make_engine(settings, SERVICE)
+    readers = ThreadPoolExecutor(max_workers=read_passes, thread_name_prefix="read-pass")
     try:
         store = await asyncio.to_thread(open_object_store, settings)
         ensure_bucket = getattr(store, "ensure_bucket", None)
@@ -77,9 +80,11 @@ async def open_vault(settings: Settings) -> AsyncIterator[tuple[Vault, AsyncEngi
             keys=key_provider(settings),
             signing_key=signing_key,
             emitter=EventEmitter(SERVICE, signing_key, Topology(settings.nats_namespace), outbox),
+            read_passes=readers,
         )
         yield vault, engine
     finally:
+        readers.shutdown(wait=False, cancel_futures=True)
         await engine.dispose()
 
 
@@ -90,7 +95,7 @@ def create_evidence_app(settings: Settings, schedule: Schedule = Schedule()) -> 
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with open_vault(settings) as (vault, engine):
+        async with open_vault(settings, schedule.sealer_concurrency + 1) as (vault, engine):
             nc = await connect(settings, "evidence")
             try:
                 js = nc.jetstream()

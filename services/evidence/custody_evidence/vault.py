@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Executor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
@@ -45,6 +47,9 @@ class Vault:
     emitter: EventEmitter
     wake_relay: Callable[[], None] = lambda: None
     """Called after a commit that enqueued events, so the outbox relay publishes at once."""
+    read_passes: Executor | None = None
+    """Threads for whole-item read passes (seal, fixity), so minutes-long reads never take
+    the threads that serve downloads; None: the default executor."""
 
     @property
     def public_key(self) -> Ed25519PublicKey:
@@ -66,6 +71,11 @@ class Vault:
                 "rebuild the index from the object store (custody-evidence rebuild-index)"
             ) from None
         return manifest
+
+    async def read_pass(self, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run a whole-item read pass in one of the threads kept for them."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.read_passes, functools.partial(function, *args, **kwargs))
 
     async def unwrap(self, evidence_id: uuid.UUID, wrapped: WrappedKey) -> bytes:
         """The item's data key (the key provider may be remote, so in a thread)."""

@@ -193,6 +193,12 @@ def new_intake(settings: Settings, vault: Vault):  # type: ignore[no-untyped-def
     return lambda: IntakeStandIn(settings, vault.store)
 
 
+@pytest.fixture
+def intake_for():  # type: ignore[no-untyped-def]
+    """``intake_for(settings, store)``: a stand-in for a stack whose settings the test builds."""
+    return IntakeStandIn
+
+
 async def outbox_events(vault: Vault, action: str | None = None) -> list[dict[str, Any]]:
     """The custody events in the outbox, oldest first (optionally of one action)."""
     async with vault.sessions() as session:

@@ -127,9 +127,9 @@ async def _upload_error(_request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unavailable(_request: Request, exc: Exception) -> JSONResponse:
-    log.warning("request failed: %s unavailable", type(exc).__name__)
+    log.warning("request failed: %s", type(exc).__name__)
     return JSONResponse(
-        {"detail": "intake cannot reach its database or object store right now; ask with HEAD and retry shortly"},
+        {"detail": "intake's database or object store did not answer; ask with HEAD and retry shortly"},
         status_code=503,
         headers={"Retry-After": "5"},
     )

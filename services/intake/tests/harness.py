@@ -3,6 +3,7 @@ are cut off, a clock the test moves, and the submitted bytes decrypted from the 
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterable
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import create_engine, select
 
 from custody_common.auth import Principal
 from custody_common.crypto.stream import decrypt_part
@@ -18,7 +19,7 @@ from custody_common.keys import key_provider
 from custody_common.manifest import SubmissionCompleted, parse_statement
 from custody_common.objectstore import ObjectStore
 from custody_intake.settings import IntakeSettings
-from custody_intake.tables import outbox
+from custody_intake.tables import outbox, uploads
 from custody_intake.uploads import repository
 from custody_intake.uploads.schemas import UploadRecord
 from custody_intake.uploads.service import UploadService
@@ -54,7 +55,9 @@ class Body:
             self.interrupted = True
 
 
-def investigator(sub: str = "alice", cases: Iterable[str] = (CASE,), roles: Iterable[str] = ("investigator",)) -> Principal:
+def investigator(
+    sub: str = "alice", cases: Iterable[str] = (CASE,), roles: Iterable[str] = ("investigator",)
+) -> Principal:
     """A caller as a verified token would give it."""
     return Principal(sub=sub, roles=frozenset(roles), cases=frozenset(cases))
 
@@ -73,7 +76,9 @@ class Intake:
     async def messages(self) -> list[tuple[str, str, bytes]]:
         """Every outbox row: (msg id, subject, payload), in order."""
         async with self.sessions() as session:
-            rows = await session.execute(select(outbox.c.msg_id, outbox.c.subject, outbox.c.payload).order_by(outbox.c.seq))
+            rows = await session.execute(
+                select(outbox.c.msg_id, outbox.c.subject, outbox.c.payload).order_by(outbox.c.seq)
+            )
             return [(r.msg_id, r.subject, r.payload) for r in rows]
 
     async def events(self, evidence_id: uuid.UUID | None = None) -> list[dict[str, Any]]:
@@ -113,3 +118,43 @@ def plaintext_of(store: ObjectStore, settings: Any, completed: SubmissionComplet
             out += chunk
     assert len(out) == completed.size
     return bytes(out)
+
+
+def tus_metadata(**pairs: str) -> str:
+    """An ``Upload-Metadata`` header of ``pairs``."""
+    return ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in pairs.items())
+
+
+def stack_database_url(stack: Any) -> str:
+    """The synchronous URL of a stack's intake database."""
+    return stack.database_urls.get("intake") or f"sqlite:///{stack.home / 'intake.db'}"
+
+
+def stack_messages(stack: Any) -> list[tuple[str, str, bytes]]:
+    """Every row of a running stack's intake outbox: (msg id, subject, payload), in order."""
+    engine = create_engine(stack_database_url(stack))
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                select(outbox.c.msg_id, outbox.c.subject, outbox.c.payload).order_by(outbox.c.seq)
+            )
+            return [(r.msg_id, r.subject, r.payload) for r in rows]
+    finally:
+        engine.dispose()
+
+
+def stack_events(stack: Any, evidence_id: uuid.UUID | str | None = None) -> list[dict[str, Any]]:
+    """The custody events in a running stack's intake outbox (of one item, if given)."""
+    found = [json.loads(p) for _, subject, p in stack_messages(stack) if subject.endswith(".events.intake")]
+    return [e for e in found if evidence_id is None or e.get("evidence_id") == str(evidence_id)]
+
+
+def stack_upload(stack: Any, evidence_id: uuid.UUID | str) -> dict[str, Any]:
+    """The row of one upload in a running stack's intake database."""
+    engine = create_engine(stack_database_url(stack))
+    try:
+        with engine.connect() as connection:
+            row = connection.execute(select(uploads).where(uploads.c.evidence_id == uuid.UUID(str(evidence_id)))).one()
+            return dict(row._mapping)
+    finally:
+        engine.dispose()

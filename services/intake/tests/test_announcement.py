@@ -48,9 +48,7 @@ async def test_a_new_key_is_announced_too(intake: Intake) -> None:
 
 async def test_simultaneous_starts_announce_once(intake: Intake) -> None:
     key = intake.signing_key
-    results = await asyncio.gather(
-        *(announce_signing_key(intake.sessions, emitter_for(key), key) for _ in range(5))
-    )
+    results = await asyncio.gather(*(announce_signing_key(intake.sessions, emitter_for(key), key) for _ in range(5)))
     assert sorted(results) == [False, False, False, False, True]
     messages = await intake.messages()
     assert len(messages) == 1 and json.loads(messages[0][2])["action"] == "key_announced"

@@ -4,18 +4,22 @@ service's own subject. Anything else is kept aside, never logged."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import logging
+import re
 import time
-import uuid
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from custody_audit.errors import EventRejected
+from custody_audit.log.jcs import canonical, json_number
 from custody_common.bus import Topology
-from custody_common.events import ACTIONS, EVENT_TYPE, verify_event
+from custody_common.events import ACTIONS, EVENT_TYPE
 
 log = logging.getLogger(__name__)
 
@@ -37,25 +41,35 @@ def _no_constants(name: str) -> Any:
     raise EventRejected(f"the event holds the non-JSON number {name}")
 
 
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
 def _uuid(value: str, field: str) -> None:
-    try:
-        parsed = uuid.UUID(value)
-    except ValueError:
-        raise EventRejected(f"the event's {field} is not a UUID") from None
-    if str(parsed) != value:
+    if not _UUID.fullmatch(value):
         raise EventRejected(f"the event's {field} is not a UUID in canonical lowercase form")
 
 
-def parse_event(payload: bytes) -> dict[str, Any]:
-    """The event a message carries, checked for shape (not yet for its signature)."""
+def _decode(payload: bytes) -> tuple[dict[str, Any], bytes]:
+    """The JSON object in ``payload`` and its RFC 8785 bytes. Emitters send canonical bytes,
+    which cannot hide a repeated key; anything else is parsed again, strictly."""
     if len(payload) > MAX_EVENT_BYTES:
         raise EventRejected(f"the message is {len(payload)} bytes; custody events are at most {MAX_EVENT_BYTES}")
     try:
-        event = json.loads(payload, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constants)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        event = json.loads(payload, parse_constant=_no_constants, parse_int=json_number)
+    except (UnicodeDecodeError, ValueError):
         raise EventRejected("the message is not JSON") from None
     if not isinstance(event, dict):
         raise EventRejected("the message is not a JSON object")
+    try:
+        encoded = canonical(event)
+    except ValueError:
+        raise EventRejected("the event cannot be put in RFC 8785 canonical form") from None
+    if encoded != payload:
+        json.loads(payload, object_pairs_hook=_no_duplicate_keys, parse_int=json_number)
+    return event, encoded
+
+
+def _check_shape(event: dict[str, Any]) -> None:
     for field, kind in _REQUIRED.items():
         if not isinstance(event.get(field), kind):
             raise EventRejected(f"the event has no valid {field!r}")
@@ -74,6 +88,12 @@ def parse_event(payload: bytes) -> dict[str, Any]:
         _uuid(event["evidence_id"], "evidence_id")
     if "case" in event and not 0 < len(event["case"]) <= 200:
         raise EventRejected("the event's case name is empty or longer than 200 characters")
+
+
+def parse_event(payload: bytes) -> dict[str, Any]:
+    """The event a message carries, checked for shape (not yet for its signature)."""
+    event, _ = _decode(payload)
+    _check_shape(event)
     return event
 
 
@@ -102,20 +122,35 @@ class TrustedKeys:
         return True
 
 
-def admit(subject: str, payload: bytes, topology: Topology, keys: TrustedKeys) -> dict[str, Any]:
+class Admitted(NamedTuple):
+    """An event the log may hold."""
+
+    event: dict[str, Any]
+    canonical: bytes
+    """RFC 8785 bytes of the whole event, signature included: what its leaf embeds."""
+
+
+def admit(subject: str, payload: bytes, topology: Topology, keys: TrustedKeys) -> Admitted:
     """The custody event in ``payload`` if the log may hold it; raises EventRejected with the
     reason otherwise."""
-    event = parse_event(payload)
+    event, encoded = _decode(payload)
+    _check_shape(event)
     service = event["service"]
     if subject != topology.events_subject(service):
         raise EventRejected(f"an event of service {service!r} arrived on another subject ({subject})")
+    try:
+        signature = base64.b64decode(event["sig"], validate=True)
+    except binascii.Error:
+        raise EventRejected("the event's signature is not base64") from None
+    statement = canonical({k: v for k, v in event.items() if k != "sig"})
     for attempt in range(2):
         key = keys.get(service)
-        try:
-            if key is not None and verify_event(event, key):
-                return event
-        except Exception:  # noqa: BLE001 — values RFC 8785 cannot encode make the event unverifiable
-            raise EventRejected("the event cannot be put in canonical form to check its signature") from None
+        if key is not None:
+            try:
+                key.verify(signature, statement)
+                return Admitted(event, encoded)
+            except InvalidSignature:
+                pass
         if attempt == 0 and not keys.refresh():
             break
     if keys.get(service) is None:

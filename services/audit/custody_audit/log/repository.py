@@ -8,7 +8,21 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, cast, func, insert, literal, select, tuple_, union_all
+from sqlalchemy import (
+    Integer,
+    String,
+    Table,
+    any_,
+    bindparam,
+    cast,
+    func,
+    insert,
+    literal,
+    select,
+    tuple_,
+    union_all,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from custody_audit.log.merkle import NodeId
@@ -42,6 +56,14 @@ class StoredLeaf:
     prev_leaf: bytes | None
     leaf: bytes
     leaf_hash: bytes
+
+
+def _member_of(conn: AsyncConnection, column: Any, values: Sequence[str]) -> Any:
+    """``column IN values``; on PostgreSQL as ``= ANY(array)``, one parameter whatever the count,
+    so the statement is prepared once rather than once per batch size."""
+    if conn.dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=ARRAY(String)))
+    return column.in_(values)
 
 
 def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
@@ -139,7 +161,7 @@ async def item_heads(conn: AsyncConnection, evidence_ids: Iterable[str]) -> dict
     for chunk in _chunks(sorted(set(evidence_ids))):
         last = (
             select(leaves.c.evidence_id, func.max(leaves.c.item_seq).label("seq"))
-            .where(leaves.c.evidence_id.in_(chunk))
+            .where(_member_of(conn, leaves.c.evidence_id, chunk))
             .group_by(leaves.c.evidence_id)
             .subquery()
         )
@@ -157,7 +179,9 @@ async def logged_events(conn: AsyncConnection, event_ids: Iterable[str]) -> dict
     """The leaves of those of ``event_ids`` already in the log."""
     found: dict[str, bytes] = {}
     for chunk in _chunks(sorted(set(event_ids))):
-        rows = await conn.execute(select(leaves.c.event_id, leaves.c.leaf).where(leaves.c.event_id.in_(chunk)))
+        rows = await conn.execute(
+            select(leaves.c.event_id, leaves.c.leaf).where(_member_of(conn, leaves.c.event_id, chunk))
+        )
         found.update((event_id, bytes(leaf)) for event_id, leaf in rows.all())
     return found
 
@@ -194,15 +218,34 @@ async def stream_nodes(conn: AsyncConnection, batch: int = 5000) -> AsyncIterato
             yield NodeId(int(level), int(index)), bytes(digest)
 
 
+async def _copy(conn: AsyncConnection, table: Table, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """PostgreSQL COPY inside the caller's transaction: the fastest bulk append it has."""
+    raw = await conn.get_raw_connection()
+    driver = raw.driver_connection
+    async with driver.cursor() as cursor:
+        async with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                await copy.write_row(row)
+
+
 async def insert_leaves(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> None:
     """Append entries (``idx``, ``event_id`` … ``logged_at``) in bulk."""
-    if rows:
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        columns = [column.name for column in leaves.columns]
+        await _copy(conn, leaves, columns, ([row[name] for name in columns] for row in rows))
+    else:
         await conn.execute(insert(leaves), list(rows))
 
 
 async def insert_nodes(conn: AsyncConnection, new_nodes: Sequence[tuple[NodeId, bytes]]) -> None:
     """Store the perfect-subtree hashes an append completed."""
-    if new_nodes:
+    if not new_nodes:
+        return
+    if conn.dialect.name == "postgresql":
+        await _copy(conn, nodes, ["level", "idx", "hash"], ((n.level, n.index, digest) for n, digest in new_nodes))
+    else:
         await conn.execute(
             insert(nodes), [{"level": node.level, "idx": node.index, "hash": digest} for node, digest in new_nodes]
         )

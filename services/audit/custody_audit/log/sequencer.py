@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,9 +24,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from custody_audit.errors import EventRejected, LogDamaged
 from custody_audit.log import repository
-from custody_audit.log.admission import TrustedKeys, admit
+from custody_audit.log.admission import Admitted, TrustedKeys, admit
 from custody_audit.log.checkpoint import Checkpoint, sign_checkpoint
 from custody_audit.log.entry import build_leaf, parse_leaf
+from custody_audit.log.jcs import canonical
 from custody_audit.log.leadership import sequencer_connection
 from custody_audit.log.merkle import (
     CompactRange,
@@ -40,7 +41,7 @@ from custody_audit.log.merkle import (
 from custody_audit.log.repository import StoredCheckpoint
 from custody_common.bus import Topology, pull_batches
 from custody_common.crypto.signing import public_raw
-from custody_common.events import actor_service, canonical, new_event, rfc3339, sign_event
+from custody_common.events import actor_service, new_event, rfc3339, sign_event
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,14 @@ class Incoming:
     subject: str
     payload: bytes
     stream_seq: int | None = None
+
+
+@dataclass(frozen=True)
+class Judged:
+    """A batch after admission: what may be logged, and what is kept aside and why."""
+
+    admitted: list[tuple[Incoming, Admitted]]
+    rejected: list[tuple[Incoming, str]]
 
 
 @dataclass(frozen=True)
@@ -79,6 +88,23 @@ class SequencerStats:
 
 def _reason_kind(reason: str) -> str:
     return reason.split(":")[0][:80]
+
+
+def _incoming(msg: Msg) -> Incoming:
+    try:
+        stream_seq = msg.metadata.sequence.stream
+    except Exception:  # noqa: BLE001 — a message without JetStream metadata still gets judged
+        stream_seq = None
+    return Incoming(msg.subject, msg.data, stream_seq)
+
+
+async def _nak(messages: list[Msg]) -> None:
+    """Ask for redelivery now rather than after the acknowledgement wait."""
+    for msg in messages:
+        try:
+            await msg.nak()
+        except Exception:  # noqa: BLE001 — unacknowledged messages come back anyway
+            return
 
 
 class Sequencer:
@@ -141,9 +167,7 @@ class Sequencer:
                         timeout=self._fetch_timeout,
                     )
                     async with aclosing(batches) as stream:
-                        async for messages in stream:
-                            await self._take(conn, messages)
-                            delay = 1.0
+                        await self._sequence(conn, stream)
             except asyncio.CancelledError:
                 raise
             except LogDamaged as exc:
@@ -157,22 +181,38 @@ class Sequencer:
             finally:
                 self.leading = False
 
-    async def _take(self, conn: AsyncConnection, messages: list[Msg]) -> None:
-        incoming = []
-        for msg in messages:
-            try:
-                stream_seq = msg.metadata.sequence.stream
-            except Exception:  # noqa: BLE001 — a message without JetStream metadata still gets judged
-                stream_seq = None
-            incoming.append(Incoming(msg.subject, msg.data, stream_seq))
+    async def _sequence(self, conn: AsyncConnection, stream: AsyncIterator[list[Msg]]) -> None:
+        """Judge the next batch (in a worker thread: signature checks release the GIL) while
+        the current one is written, then append and acknowledge batches in stream order."""
+        judged_batches: asyncio.Queue[tuple[list[Msg], Judged]] = asyncio.Queue(maxsize=2)
+
+        async def judge_batches() -> None:
+            async for messages in stream:
+                judged = await asyncio.to_thread(self.judge, [_incoming(msg) for msg in messages])
+                await judged_batches.put((messages, judged))
+
+        judging = asyncio.create_task(judge_batches(), name="custody-log-admission")
         try:
-            await self.append(conn, incoming)
+            while True:
+                next_batch = asyncio.ensure_future(judged_batches.get())
+                await asyncio.wait({next_batch, judging}, return_when=asyncio.FIRST_COMPLETED)
+                if not next_batch.done():
+                    next_batch.cancel()
+                    judging.result()  # re-raises what stopped the pulling
+                    raise ConnectionError("the events stream ended")
+                messages, judged = next_batch.result()
+                await self._commit(conn, messages, judged)
+        finally:
+            judging.cancel()
+            await asyncio.gather(judging, return_exceptions=True)
+            while not judged_batches.empty():
+                await _nak(judged_batches.get_nowait()[0])
+
+    async def _commit(self, conn: AsyncConnection, messages: list[Msg], judged: Judged) -> None:
+        try:
+            await self.append_judged(conn, judged)
         except BaseException:
-            for msg in messages:
-                try:
-                    await msg.nak()
-                except Exception:  # noqa: BLE001 — unacknowledged messages come back anyway
-                    break
+            await _nak(messages)
             raise
         for msg in messages:
             try:
@@ -221,66 +261,68 @@ class Sequencer:
             ),
             self._event_key,
         )
-        await self._append(conn, [event], [])
+        await self.append_judged(conn, Judged([(Incoming("", b""), Admitted(event, canonical(event)))], []))
         log.info("announced audit's event-signing key in the log")
         return event
 
-    async def append(self, conn: AsyncConnection, incoming: Sequence[Incoming]) -> BatchOutcome:
-        """Judge a batch of messages and append the admitted events, with a new signed
-        checkpoint, in one transaction. Rejected messages are kept aside in the same
-        transaction; events already logged are skipped."""
-        admitted: list[tuple[Incoming, dict[str, Any]]] = []
+    def judge(self, incoming: Sequence[Incoming]) -> Judged:
+        """Admit or reject each message (pure CPU work; safe to run in a worker thread)."""
+        admitted: list[tuple[Incoming, Admitted]] = []
         rejected: list[tuple[Incoming, str]] = []
         for message in incoming:
             try:
                 admitted.append((message, admit(message.subject, message.payload, self._topology, self._keys)))
             except EventRejected as exc:
                 rejected.append((message, str(exc)))
-        return await self._append(conn, [event for _, event in admitted], rejected, [m for m, _ in admitted])
+        return Judged(admitted, rejected)
 
-    async def _append(
-        self,
-        conn: AsyncConnection,
-        events: list[dict[str, Any]],
-        rejected: list[tuple[Incoming, str]],
-        sources: list[Incoming] | None = None,
-    ) -> BatchOutcome:
+    async def append(self, conn: AsyncConnection, incoming: Sequence[Incoming]) -> BatchOutcome:
+        """Judge a batch of messages and append the admitted events, with a new signed
+        checkpoint, in one transaction. Rejected messages are kept aside in the same
+        transaction; events already logged are skipped."""
+        return await self.append_judged(conn, self.judge(incoming))
+
+    async def append_judged(self, conn: AsyncConnection, judged: Judged) -> BatchOutcome:
+        """Append a judged batch (see :meth:`append`)."""
         moment = datetime.now(UTC)
         logged_at = rfc3339(moment)
-        sources = sources if sources is not None else [Incoming("", b"")] * len(events)
-        rejected = list(rejected)
+        sources = [message for message, _ in judged.admitted]
+        admitted = [candidate for _, candidate in judged.admitted]
+        rejected = list(judged.rejected)
         duplicates = 0
         tree = self._tree.copy()
         checkpoint = None
         async with conn.begin():
-            logged = await repository.logged_events(conn, [e["id"] for e in events])
-            fresh: list[dict[str, Any]] = []
+            logged = await repository.logged_events(conn, [a.event["id"] for a in admitted])
+            fresh: list[Admitted] = []
             in_batch: dict[str, bytes] = {}
-            for source, event in zip(sources, events, strict=True):
+            for source, candidate in zip(sources, admitted, strict=True):
+                event = candidate.event
                 known = logged.get(event["id"])
-                body = canonical(event)
                 if known is not None:
-                    same = canonical(parse_leaf(known)["event"]) == body
+                    same = canonical(parse_leaf(known)["event"]) == candidate.canonical
                 elif event["id"] in in_batch:
-                    same = in_batch[event["id"]] == body
+                    same = in_batch[event["id"]] == candidate.canonical
                 else:
-                    in_batch[event["id"]] = body
-                    fresh.append(event)
+                    in_batch[event["id"]] = candidate.canonical
+                    fresh.append(candidate)
                     continue
                 if same:
                     duplicates += 1
                 else:
                     rejected.append((source, f"conflicting event id: {event['id']} is logged with other content"))
-            heads = await repository.item_heads(conn, [e["evidence_id"] for e in fresh if "evidence_id" in e])
+            heads = await repository.item_heads(
+                conn, [a.event["evidence_id"] for a in fresh if "evidence_id" in a.event]
+            )
             leaf_rows = []
             node_rows = []
-            for event in fresh:
+            for event, encoded in fresh:
                 evidence_id = event.get("evidence_id")
                 item_seq = prev_leaf = None
                 if evidence_id is not None:
                     last_seq, prev_leaf = heads.get(evidence_id, (0, None))
                     item_seq = last_seq + 1
-                leaf = build_leaf(event, item_seq, prev_leaf, logged_at)
+                leaf = build_leaf(encoded, item_seq, prev_leaf, logged_at)
                 digest = leaf_hash(leaf)
                 leaf_rows.append(
                     {

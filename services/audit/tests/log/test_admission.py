@@ -23,7 +23,22 @@ def test_a_genuine_event_is_admitted_as_sent() -> None:
     key = Ed25519PrivateKey.generate()
     event = _event(key, evidence_id="01900000-0000-7000-8000-000000000000", case="C", size=3, sha256="ab" * 32)
     keys = TrustedKeys(lambda: {"intake": key.public_key()})
-    assert admit("ns.events.intake", canonical(event), TOPOLOGY, keys) == event
+    assert admit("ns.events.intake", canonical(event), TOPOLOGY, keys) == (event, canonical(event))
+
+
+def test_a_non_canonical_payload_is_admitted_with_its_canonical_bytes() -> None:
+    key = Ed25519PrivateKey.generate()
+    event = _event(key, case="C")
+    keys = TrustedKeys(lambda: {"intake": key.public_key()})
+    loose = json.dumps(event, indent=2).encode()
+    assert admit("ns.events.intake", loose, TOPOLOGY, keys) == (event, canonical(event))
+
+
+def test_events_outside_the_fast_path_are_admitted() -> None:
+    key = Ed25519PrivateKey.generate()
+    event = _event(key, details={"durée": 1.5})
+    keys = TrustedKeys(lambda: {"intake": key.public_key()})
+    assert admit("ns.events.intake", canonical(event), TOPOLOGY, keys) == (event, canonical(event))
 
 
 @pytest.mark.parametrize(

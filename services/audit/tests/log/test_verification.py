@@ -19,6 +19,7 @@ from custody_audit.log.merkle import leaf_hash
 from custody_audit.log.tables import checkpoints, leaves
 from custody_audit.log.verification import verify_log
 from custody_common.crypto.signing import load_public_key
+from custody_common.events import canonical
 from custody_common.ids import uuid7
 from custody_common.keys import trusted_service_keys
 from custody_common.settings import Settings
@@ -77,7 +78,7 @@ async def test_an_edited_leaf_is_named(settings, engine, append, signed, incomin
         leaf = bytes((await conn.execute(text("SELECT leaf FROM log_leaves WHERE idx = 13"))).scalar())
     entry = parse_leaf(leaf)
     entry["event"]["case"] = "C-2"
-    forged = build_leaf(entry["event"], entry["item_seq"], bytes.fromhex(entry["prev_leaf"]), entry["logged_at"])
+    forged = build_leaf(canonical(entry["event"]), entry["item_seq"], bytes.fromhex(entry["prev_leaf"]), entry["logged_at"])
     await _superuser_edit(engine, update(leaves).where(leaves.c.idx == 13).values(leaf=forged))
 
     report = await _report(settings, engine)
@@ -94,7 +95,7 @@ async def test_an_edit_with_its_hash_recomputed_is_still_named(settings, engine,
     entry = parse_leaf(leaf)
     entry["event"]["sha256"] = "00" * 32
     forged = build_leaf(
-        entry["event"],
+        canonical(entry["event"]),
         entry["item_seq"],
         bytes.fromhex(entry["prev_leaf"]) if entry["prev_leaf"] else None,
         entry["logged_at"],

@@ -94,7 +94,7 @@ class FixityService:
         found = damage = None
         try:
             dek = await vault.unwrap(item.evidence_id, manifest.wrapped_dek)
-            found = await vault.blocking(read_back, vault.store, dek, item.evidence_id, manifest.parts)
+            found = await vault.read_pass(read_back, vault.store, dek, item.evidence_id, manifest.parts)
         except StoredBytesDamaged as exc:
             damage = exc
         if found is not None and (found.sha256, found.size) != (sealed_sha256, sealed_size):

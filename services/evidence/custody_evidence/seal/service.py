@@ -141,7 +141,7 @@ class Sealer:
         except IntegrityError as exc:
             return Rejection(finding=Finding.DATA_KEY_INVALID, message=str(exc), **declared), None
         try:
-            found = await vault.blocking(read_back, vault.store, dek, statement.evidence_id, statement.parts)
+            found = await vault.read_pass(read_back, vault.store, dek, statement.evidence_id, statement.parts)
         except StoredBytesDamaged as damage:
             return Rejection.from_damage(damage, **declared), None
         except ObjectStoreError as exc:

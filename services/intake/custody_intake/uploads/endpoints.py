@@ -101,7 +101,9 @@ async def create_upload(request: Request, principal: Investigator, uploads: Uplo
     content_length = _content_length(request)
     if with_body:
         if not is_offset_stream(headers.get("content-type")):
-            raise UnsupportedMediaType("data sent with the creation must be Content-Type: application/offset+octet-stream")
+            raise UnsupportedMediaType(
+                "data sent with the creation must be Content-Type: application/offset+octet-stream"
+            )
         checksum = parse_checksum(headers.get("upload-checksum"))
         if content_length is not None and content_length > length:
             raise UploadTooLarge(f"the body carries {content_length} bytes but Upload-Length is {length}")
@@ -165,7 +167,9 @@ async def terminate_upload(evidence_id: str, request: Request, principal: Caller
 
 
 @router.get("/v1/submissions/{evidence_id}", response_model=SubmissionStatus, tags=["submissions"])
-async def submission_status(evidence_id: str, request: Request, principal: Caller, uploads: Uploads) -> SubmissionStatus:
+async def submission_status(
+    evidence_id: str, request: Request, principal: Caller, uploads: Uploads
+) -> SubmissionStatus:
     """Where the caller's own submission stands at intake. Once ``received``, the evidence
     service seals or rejects it: follow ``evidence_status_url``."""
     settings: IntakeSettings = request.app.state.settings

@@ -100,7 +100,9 @@ class PartWriter:
             raise StorageUnavailable(
                 f"the object store kept {info.size} bytes of a {stored_size}-byte part; retry from the same offset"
             )
-        return StoredPart(index=self._index, offset=self._offset, size=self.received, stored_size=stored_size, key=self.key)
+        return StoredPart(
+            index=self._index, offset=self._offset, size=self.received, stored_size=stored_size, key=self.key
+        )
 
     async def abandon(self) -> None:
         """Stop: the store discards the part (nothing of it becomes visible under its key)."""

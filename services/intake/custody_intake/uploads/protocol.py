@@ -53,8 +53,7 @@ def parse_metadata(header: str | None) -> dict[str, str]:
         fields = item.strip().split(" ")
         if len(fields) > 2 or not fields[0]:
             raise InvalidUploadRequest(
-                "Upload-Metadata must be comma-separated pairs of a key and its base64 value, "
-                "separated by one space"
+                "Upload-Metadata must be comma-separated pairs of a key and its base64 value, separated by one space"
             )
         key = fields[0]
         if not _METADATA_KEY.match(key) or not key.isascii():
@@ -93,7 +92,9 @@ def parse_checksum(header: str | None) -> Checksum | None:
     except (binascii.Error, ValueError):
         raise InvalidUploadRequest("the Upload-Checksum digest must be standard base64") from None
     if len(digest) != hashlib.new(algorithm).digest_size:
-        raise InvalidUploadRequest(f"an {algorithm} digest has {hashlib.new(algorithm).digest_size} bytes, not {len(digest)}")
+        raise InvalidUploadRequest(
+            f"an {algorithm} digest has {hashlib.new(algorithm).digest_size} bytes, not {len(digest)}"
+        )
     return Checksum(algorithm, digest)
 
 

@@ -171,9 +171,7 @@ async def mark_received(session: AsyncSession, evidence_id: uuid.UUID, now: date
 
 async def stored_parts(session: AsyncSession, evidence_id: uuid.UUID) -> list[StoredPart]:
     """The upload's recorded parts, in order."""
-    rows = await session.execute(
-        select(parts).where(parts.c.evidence_id == evidence_id).order_by(parts.c.part_index)
-    )
+    rows = await session.execute(select(parts).where(parts.c.evidence_id == evidence_id).order_by(parts.c.part_index))
     return [
         StoredPart(index=r.part_index, offset=r.part_offset, size=r.size, stored_size=r.stored_size, key=r.object_key)
         for r in rows
@@ -211,9 +209,7 @@ async def awaiting_purge(session: AsyncSession, limit: int) -> Sequence[UploadRe
     """Terminated or expired uploads whose stored parts are not yet deleted."""
     rows = await session.execute(
         select(uploads)
-        .where(
-            and_(uploads.c.status.in_(("terminated", "expired")), uploads.c.parts_purged_at.is_(None))
-        )
+        .where(and_(uploads.c.status.in_(("terminated", "expired")), uploads.c.parts_purged_at.is_(None)))
         .order_by(uploads.c.finished_at)
         .limit(limit)
     )
@@ -222,6 +218,4 @@ async def awaiting_purge(session: AsyncSession, limit: int) -> Sequence[UploadRe
 
 async def mark_purged(session: AsyncSession, evidence_id: uuid.UUID, now: datetime) -> None:
     """Note that an ended upload's stored parts are deleted."""
-    await session.execute(
-        update(uploads).where(uploads.c.evidence_id == evidence_id).values(parts_purged_at=now)
-    )
+    await session.execute(update(uploads).where(uploads.c.evidence_id == evidence_id).values(parts_purged_at=now))

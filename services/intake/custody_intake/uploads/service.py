@@ -163,11 +163,7 @@ class UploadService:
         else gets UploadNotFound, so the upload's existence stays hidden."""
         async with self._sessions() as session:
             record = await repository.get_upload(session, evidence_id)
-        if (
-            record is None
-            or record.submitter != principal.sub
-            or not principal.sees_case(record.case, "investigator")
-        ):
+        if record is None or record.submitter != principal.sub or not principal.sees_case(record.case, "investigator"):
             raise UploadNotFound(f"there is no upload {evidence_id} of yours")
         return record
 
@@ -288,7 +284,7 @@ class UploadService:
                 await self._announce_receipt(session, principal, updated, now, request_id)
         self._on_commit()
         if completes:
-            log.info("upload %s received (%d parts)", record.evidence_id, part.index + 1)
+            log.info("upload %s received, stored in %d parts", record.evidence_id, part.index + 1)
         return updated
 
     async def _announce_receipt(
@@ -378,9 +374,7 @@ class UploadService:
                         actor=actor_person(principal.sub, list(principal.roles)),
                         evidence_id=evidence_id,
                         case=current.case,
-                        details=_details(
-                            received_bytes=current.offset, parts=current.next_part, request_id=request_id
-                        ),
+                        details=_details(received_bytes=current.offset, parts=current.next_part, request_id=request_id),
                         time=rfc3339(now),
                     ),
                 )
@@ -421,7 +415,7 @@ class UploadService:
                         details=_details(
                             received_bytes=current.offset,
                             parts=current.next_part,
-                            idle_since=rfc3339(current.expires_at - self._settings.upload_expiry),
+                            deadline=rfc3339(current.expires_at),
                         ),
                         time=rfc3339(now),
                     ),
@@ -451,7 +445,9 @@ class UploadService:
             for key in sorted(recorded | set(found)):
                 await asyncio.to_thread(self._delete_if_present, key)
         except ObjectStoreError as exc:
-            log.warning("parts of ended upload %s not deleted yet (%s); retrying later", evidence_id, type(exc).__name__)
+            log.warning(
+                "parts of ended upload %s not deleted yet (%s); retrying later", evidence_id, type(exc).__name__
+            )
             return 0
         async with self._sessions.begin() as session:
             await repository.mark_purged(session, evidence_id, self._clock())

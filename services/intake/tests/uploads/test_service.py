@@ -52,7 +52,9 @@ async def append(intake: Intake, evidence_id: uuid.UUID, offset: int, body: Body
 
 async def test_creation_states_the_submission_with_commitments_only(intake: Intake) -> None:
     data = os.urandom(1000)
-    declared = submission(data, title="Witness 4", notes="child's name here", lat="47.1", captured_at="2024-05-01T10:00:00Z")
+    declared = submission(
+        data, title="Witness 4", notes="child's name here", lat="47.1", captured_at="2024-05-01T10:00:00Z"
+    )
     record = await intake.service.create(investigator(), declared, "req-create")
     assert record.evidence_id.version == 7 and record.status == "uploading" and record.offset == 0
 
@@ -114,7 +116,10 @@ async def test_parts_in_order_complete_the_submission(intake: Intake) -> None:
     assert completed is not None
     completed.verify(intake.signing_key.public_key())
     assert [(p.index, p.offset, p.size) for p in completed.parts] == [
-        (0, 0, MIB), (1, MIB, 1), (2, MIB + 1, 2 * MIB - 1), (3, 3 * MIB, 333)
+        (0, 0, MIB),
+        (1, MIB, 1),
+        (2, MIB + 1, 2 * MIB - 1),
+        (3, 3 * MIB, 333),
     ]
     assert completed.submitter == "alice" and completed.case == CASE and completed.disclosures
     assert plaintext_of(intake.store, intake.settings, completed) == data
@@ -143,7 +148,9 @@ async def test_completion_and_its_statements_commit_together(intake: Intake) -> 
     async with intake.sessions.begin() as session:
         await session.execute(
             insert(outbox).values(
-                msg_id=f"completed-{record.evidence_id}", subject="blocker", payload=b"{}",
+                msg_id=f"completed-{record.evidence_id}",
+                subject="blocker",
+                payload=b"{}",
                 created_at=intake.clock(),
             )
         )
@@ -191,9 +198,7 @@ async def test_an_interrupted_patch_without_checksum_keeps_what_arrived(intake: 
 async def test_an_interrupted_patch_with_checksum_keeps_nothing(intake: Intake) -> None:
     data = os.urandom(2 * MIB)
     record = await intake.service.create(investigator(), submission(data), None)
-    updated = await append(
-        intake, record.evidence_id, 0, Body([data[: MIB + 7]], cut=True), checksum=checksum_of(data)
-    )
+    updated = await append(intake, record.evidence_id, 0, Body([data[: MIB + 7]], cut=True), checksum=checksum_of(data))
     assert updated.offset == 0
     after = await intake.upload(record.evidence_id)
     assert (after.offset, after.next_part, after.lock_token) == (0, 0, None)
@@ -407,5 +412,9 @@ async def test_the_submitter_reads_back_the_declared_metadata(intake: Intake) ->
     record = await intake.service.create(investigator(), declared, None)
     pairs = await intake.service.declared_metadata(record)
     assert pairs == {
-        "case": CASE, "sha256": declared.declared_sha256, "filename": "photo.jpg", "title": "Witness", "lat": "47.5"
+        "case": CASE,
+        "sha256": declared.declared_sha256,
+        "filename": "photo.jpg",
+        "title": "Witness",
+        "lat": "47.5",
     }

@@ -1,0 +1,106 @@
+"""Legal holds on items and cases, over HTTP, with the store's holds checked."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from custody_common.manifest import manifest_key
+from custody_evidence.seal.schemas import SealOutcome
+
+
+def _objects(submission, versions: int = 1) -> list[str]:  # type: ignore[no-untyped-def]
+    keys = [part.key for part in submission.statement.parts]
+    return keys + [manifest_key(submission.evidence_id, v) for v in range(1, versions + 1)]
+
+
+@pytest.fixture
+def admin(running):  # type: ignore[no-untyped-def]
+    return running.client(running.token("ada", ["admin"], ["CASE-1"]))
+
+
+async def test_an_item_hold_is_set_and_released_once(running, served_intake, admin, events) -> None:
+    submission = served_intake.submit(os.urandom(5000), part_sizes=[2000, 3000])
+    await running.sealer.seal(submission.payload)
+    store = running.vault.store
+    path = f"/v1/evidence/{submission.evidence_id}/legal-hold"
+
+    async with admin:
+        first = await admin.put(path)
+        second = await admin.put(path)
+        assert all(store.legal_hold(key) for key in _objects(submission))
+        released = await admin.delete(path)
+        again = await admin.delete(path)
+
+    assert first.json() == {
+        "evidence_id": str(submission.evidence_id), "held": True, "item_hold": True, "case_hold": False, "changed": True
+    }
+    assert second.json()["changed"] is False
+    assert released.json()["held"] is False and released.json()["changed"] is True
+    assert again.json()["changed"] is False
+    assert not any(store.legal_hold(key) for key in _objects(submission))
+    # the seal's retention is untouched by the release
+    assert all(store.retention(key) is not None for key in _objects(submission))
+    assert [e["action"] for e in await events(running.vault) if e["action"].startswith("hold")] == [
+        "hold_set", "hold_released"
+    ]
+    [hold_set] = await events(running.vault, "hold_set")
+    assert hold_set["actor"] == {"sub": "ada", "roles": ["admin"]}
+    assert hold_set["details"]["scope"] == "item"
+
+
+async def test_a_rejected_item_stays_held(running, served_intake, admin) -> None:
+    submission = served_intake.submit(os.urandom(100), declared_size=99)
+    assert await running.sealer.seal(submission.payload) == SealOutcome.REJECTED
+    async with admin:
+        answer = await admin.delete(f"/v1/evidence/{submission.evidence_id}/legal-hold")
+    assert answer.status_code == 409
+    assert all(running.vault.store.legal_hold(key) for key in _objects(submission))
+
+
+async def test_a_case_hold_covers_its_items_and_those_sealed_later(running, served_intake, admin, events) -> None:
+    store = running.vault.store
+    before = served_intake.submit(os.urandom(100))
+    held_alone = served_intake.submit(os.urandom(100))
+    elsewhere = served_intake.submit(os.urandom(100), case="CASE-2")
+    for submission in (before, held_alone, elsewhere):
+        await running.sealer.seal(submission.payload)
+
+    async with admin:
+        await admin.put(f"/v1/evidence/{held_alone.evidence_id}/legal-hold")
+        hold = await admin.put("/v1/cases/CASE-1/legal-hold")
+        assert hold.json() == {"case": "CASE-1", "held": True, "items": 1, "changed": True}
+        assert (await admin.put("/v1/cases/CASE-1/legal-hold")).json()["changed"] is False
+        after = served_intake.submit(os.urandom(100))
+        await running.sealer.seal(after.payload)
+        for submission in (before, held_alone, after):
+            assert all(store.legal_hold(key) for key in _objects(submission))
+        assert not any(store.legal_hold(key) for key in _objects(elsewhere))
+
+        released = await admin.delete("/v1/cases/CASE-1/legal-hold")
+        assert released.json()["changed"] is True
+
+    assert not any(store.legal_hold(key) for key in _objects(before))
+    assert all(store.legal_hold(key) for key in _objects(held_alone))  # held by itself still
+    [sealed_after] = [e for e in await events(running.vault, "sealed") if e["evidence_id"] == str(after.evidence_id)]
+    assert sealed_after["details"]["legal_hold"] == "case"
+    case_events = [e for e in await events(running.vault, "hold_set") if "evidence_id" not in e]
+    assert len(case_events) == 1 and case_events[0]["case"] == "CASE-1"
+
+
+async def test_only_admins_of_the_case_hold(running, served_intake) -> None:
+    submission = served_intake.submit(os.urandom(100))
+    await running.sealer.seal(submission.payload)
+    prosecutor = running.client(running.token("petra", ["prosecutor"], ["CASE-1"]))
+    other_admin = running.client(running.token("otto", ["admin"], ["CASE-2"]))
+    every_case_admin = running.client(running.token("root", ["admin"], ["*"]))
+    async with prosecutor, other_admin, every_case_admin:
+        assert (await prosecutor.put(f"/v1/evidence/{submission.evidence_id}/legal-hold")).status_code == 403
+        assert (await prosecutor.put("/v1/cases/CASE-1/legal-hold")).status_code == 403
+        assert (await other_admin.put(f"/v1/evidence/{submission.evidence_id}/legal-hold")).status_code == 404
+        assert (await other_admin.put("/v1/cases/CASE-1/legal-hold")).status_code == 403
+        # "*" widens admin powers
+        assert (await every_case_admin.put(f"/v1/evidence/{submission.evidence_id}/legal-hold")).status_code == 200
+        # admins see no contents
+        assert (await every_case_admin.get(f"/v1/evidence/{submission.evidence_id}/content?purpose=x")).status_code == 403
