@@ -101,6 +101,12 @@ def peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def plaintext(size: int) -> Iterator[bytes]:
     """Incompressible bytes, 1 MiB at a time (never the whole item in memory)."""
     block = os.urandom(MIB)
@@ -211,7 +217,9 @@ def download(url: str, token: str | None, expected: int) -> float:
 
 def checked_download(url: str, token: str, sha256: str) -> None:
     """Fetch once more through sha256sum: what evidence serves is the original."""
-    fetch = subprocess.Popen(["curl", "-sS", "--fail", "-H", f"Authorization: Bearer {token}", url], stdout=subprocess.PIPE)
+    fetch = subprocess.Popen(
+        ["curl", "-sS", "--fail", "-H", f"Authorization: Bearer {token}", url], stdout=subprocess.PIPE
+    )
     summed = subprocess.run(["sha256sum"], stdin=fetch.stdout, capture_output=True, text=True, check=True)
     fetch.wait()
     if summed.stdout.split()[0] != sha256:
@@ -224,7 +232,9 @@ def main() -> None:
     parser.add_argument("--part-mib", type=int, default=64, help="plaintext per stored part (one tus PATCH)")
     parser.add_argument("--rounds", type=int, default=3, help="runs of each side, alternating; medians compared")
     parser.add_argument("--store", type=Path, default=None, help="folder for the work (default: a temporary one)")
-    parser.add_argument("--profile", action="store_true", help="record evidence with py-spy (flame graph SVG)")
+    parser.add_argument(
+        "--profile", type=Path, default=None, metavar="FILE", help="record evidence with py-spy into FILE (raw stacks)"
+    )
     args = parser.parse_args()
     size = args.size_mib * MIB
 
@@ -268,7 +278,7 @@ def main() -> None:
         def content(evidence_id: str) -> str:
             return f"http://127.0.0.1:{evidence_port}/v1/evidence/{evidence_id}/content?purpose=benchmark"
 
-        small, small_sha = store_item(settings, 4 * MIB, args.part_mib * MIB, "BENCH-1")
+        small, _ = store_item(settings, 4 * MIB, args.part_mib * MIB, "BENCH-1")
         small_id = json.loads(small)["evidence_id"]
         hand_over(settings, small)
         wait_sealed(evidence_port, token, small_id)
@@ -289,16 +299,21 @@ def main() -> None:
         spy = None
         if args.profile:
             spy = subprocess.Popen(
-                [str(BIN / "py-spy"), "record", "--pid", str(evidence.pid), "--threads",
-                 "--format", "raw", "--output", str(ROOT / "bench" / "evidence-profile.txt")],
+                [str(BIN / "py-spy"), "record", "--pid", str(evidence.pid), "--threads", "--native"]
+                + ["--format", "raw", "--output", str(args.profile)],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.STDOUT,
             )
             time.sleep(1)
         evidence_runs, bare_runs = [], []
+        evidence_cpu = bare_cpu = 0.0
         for _ in range(args.rounds):
+            before = cpu_seconds(evidence.pid)
             evidence_runs.append(download(content(large_id), token, size))
+            evidence_cpu += cpu_seconds(evidence.pid) - before
+            before = cpu_seconds(bare.pid)
             bare_runs.append(download(f"http://127.0.0.1:{bare_port}/bare/{large_id}", None, stored))
+            bare_cpu += cpu_seconds(bare.pid) - before
         if spy is not None:
             spy.send_signal(signal.SIGINT)
             spy.wait(60)
@@ -314,6 +329,9 @@ def main() -> None:
         figures["bare_MiB_per_s"] = round(stored / MIB / bare_seconds, 1)
         ratio = (size / evidence_seconds) / (stored / bare_seconds)
         figures["ratio"] = round(ratio, 3)
+        # Server CPU per GiB served: what the decryption costs beyond serving stored bytes.
+        figures["evidence_cpu_s_per_GiB"] = round(evidence_cpu / args.rounds / (size / 1024 / MIB), 3)
+        figures["bare_cpu_s_per_GiB"] = round(bare_cpu / args.rounds / (stored / 1024 / MIB), 3)
         figures["target_met"] = "yes" if ratio >= 0.7 else "no"
         print(json.dumps(figures, indent=2))
     finally:

@@ -4,9 +4,33 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+CORS_EXPOSED_HEADERS = (
+    "Location",
+    "Upload-Offset",
+    "Upload-Length",
+    "Upload-Expires",
+    "Upload-Metadata",
+    "Tus-Resumable",
+    "Tus-Version",
+    "Tus-Extension",
+    "Tus-Max-Size",
+    "Tus-Checksum-Algorithm",
+    "Repr-Digest",
+    "Content-Range",
+    "Content-Length",
+    "Content-Disposition",
+    "Accept-Ranges",
+    "ETag",
+    "Retry-After",
+    "X-Request-ID",
+)
+"""Response headers a web page on an allowed origin may read: tus's and retrieval's."""
 
 
 class Settings(BaseSettings):
@@ -55,12 +79,42 @@ class Settings(BaseSettings):
     evidence_url: str = "http://127.0.0.1:8002"
     audit_url: str = "http://127.0.0.1:8003"
 
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="Origins whose web pages may call the services (comma-separated); "
+        "default the origin of intake_url, where the web app is served.",
+    )
+    cors_expose_headers: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=CORS_EXPOSED_HEADERS, description="Response headers scripts on those origins may read (comma-separated)."
+    )
+
+    @field_validator("cors_origins", "cors_expose_headers", mode="before")
+    @classmethod
+    def _comma_separated_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(v.strip() for v in value.split(",") if v.strip())
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _plain_origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for origin in value:
+            if origin != "*" and _origin(origin) != origin:
+                raise ValueError(f"{origin!r} is not an origin: give scheme://host[:port], without a path")
+        return value
+
     @field_validator("revoked_tokens", "revoked_subjects", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
             return frozenset(v.strip() for v in value.split(",") if v.strip())
         return value
+
+    @property
+    def allowed_origins(self) -> tuple[str, ...]:
+        """Origins allowed to call the services from a browser: ``cors_origins``, or the
+        origin of ``intake_url`` (where the web app is served)."""
+        return self.cors_origins or (_origin(self.intake_url),)
 
     @property
     def key_folder(self) -> Path:
@@ -75,3 +129,9 @@ class Settings(BaseSettings):
         if url.startswith("sqlite:///"):
             url = "sqlite+aiosqlite:///" + url.removeprefix("sqlite:///")
         return url
+
+
+def _origin(url: str) -> str:
+    """The origin (``scheme://host[:port]``) of ``url``, as a browser sends it."""
+    parts = urlsplit(url.strip())
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}"

@@ -14,6 +14,7 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -24,6 +25,24 @@ from custody_common.settings import Settings
 log = logging.getLogger("custody.http")
 
 Readiness = Callable[[], Awaitable[dict[str, str]]]
+
+CORS_METHODS = ("GET", "HEAD", "POST", "PATCH", "DELETE", "OPTIONS")
+CORS_REQUEST_HEADERS = (
+    "Authorization",
+    "Content-Type",
+    "Range",
+    "If-Range",
+    "X-Request-ID",
+    "Tus-Resumable",
+    "Upload-Length",
+    "Upload-Offset",
+    "Upload-Metadata",
+    "Upload-Checksum",
+    "Upload-Defer-Length",
+    "Upload-Concat",
+    "X-HTTP-Method-Override",
+)
+"""Request headers a web page may send: the bearer token, ranges and tus's own."""
 
 
 def configure_logging(service: str) -> None:
@@ -42,11 +61,22 @@ def create_app(
     readiness: Readiness | None = None,
     **fastapi_options: Any,
 ) -> FastAPI:
-    """A FastAPI app with ``/healthz``, ``/readyz``, request ids and the token verifier."""
+    """A FastAPI app with ``/healthz``, ``/readyz``, request ids, the token verifier, and CORS
+    for the web app's origin (``Settings.allowed_origins``; tokens travel as bearer headers,
+    never cookies, so no credentials are allowed)."""
     app = FastAPI(title=f"Custody {service}", lifespan=lifespan, **fastapi_options)
     app.state.settings = settings
     app.state.token_verifier = TokenVerifier(settings)
     app.state.readiness = readiness
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=list(settings.allowed_origins),
+        allow_methods=list(CORS_METHODS),
+        allow_headers=list(CORS_REQUEST_HEADERS),
+        expose_headers=list(settings.cors_expose_headers),
+        allow_credentials=False,
+        max_age=600,
+    )
 
     @app.middleware("http")
     async def request_id(request: Request, call_next):  # type: ignore[no-untyped-def]

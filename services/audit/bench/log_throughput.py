@@ -135,10 +135,9 @@ async def end_to_end(settings: Settings, count: int, batch_size: int) -> dict[st
         log_key=load_or_create_private_key(settings.key_folder / LOG_KEY_FILE),
         event_key=service_signing_key(settings, "audit"),
         trusted_keys=TrustedKeys(lambda: trusted_service_keys(settings)),
-        js=js,
         batch_size=batch_size,
     )
-    task = asyncio.create_task(sequencer.run())
+    task = asyncio.create_task(sequencer.run(js))
     while sequencer.size < 1:  # audit's own key announcement
         await asyncio.sleep(0.05)
     times: multiprocessing.Queue = multiprocessing.get_context("spawn").Queue()

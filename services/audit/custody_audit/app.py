@@ -34,34 +34,39 @@ def build_app(settings: Settings) -> FastAPI:
         await asyncio.to_thread(run_migrations, settings, SERVICE, MIGRATIONS)
         engine = make_engine(settings, SERVICE)
         log_key = load_or_create_private_key(settings.key_folder / LOG_KEY_FILE)
-        event_key = service_signing_key(settings, SERVICE)
-        nc = await connect(settings, SERVICE)
         sequencer = Sequencer(
             engine,
             Topology(settings.nats_namespace),
             origin=settings.log_origin,
             log_key=log_key,
-            event_key=event_key,
+            event_key=service_signing_key(settings, SERVICE),
             trusted_keys=TrustedKeys(lambda: trusted_service_keys(settings)),
-            js=nc.jetstream(),
         )
         app.state.engine = engine
-        app.state.nats = nc
+        app.state.nats = None
         app.state.sequencer = sequencer
         app.state.custody_log = CustodyLog(engine, settings.log_origin, log_key.public_key())
-        task = asyncio.create_task(sequencer.run(), name="custody-log-sequencer")
+
+        async def sequence() -> None:
+            # The log is served while NATS is still away; sequencing starts once it answers.
+            app.state.nats = await connect(settings, SERVICE)
+            await sequencer.run(app.state.nats.jetstream())
+
+        task = asyncio.create_task(sequence(), name="custody-log-sequencer")
         try:
             yield
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-            await nc.close()
+            if app.state.nats is not None:
+                await app.state.nats.close()
             await engine.dispose()
 
     app: FastAPI
 
     async def readiness() -> dict[str, str]:
         checks = await standard_checks(app.state.engine, app.state.nats, None)
+        checks.setdefault("nats", "unavailable: connecting")
         sequencer: Sequencer = app.state.sequencer
         checks["log"] = f"damaged: {sequencer.damage}" if sequencer.damage else "ok"
         return checks

@@ -75,7 +75,7 @@ async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
         await engine.dispose()
 
 
-def new_sequencer(settings: Settings, engine: AsyncEngine, js: Any = None, **options: Any) -> Sequencer:
+def new_sequencer(settings: Settings, engine: AsyncEngine, **options: Any) -> Sequencer:
     """A sequencer with the keys under ``settings.key_folder``."""
     return Sequencer(
         engine,
@@ -84,7 +84,6 @@ def new_sequencer(settings: Settings, engine: AsyncEngine, js: Any = None, **opt
         log_key=load_or_create_private_key(settings.key_folder / LOG_KEY_FILE),
         event_key=service_signing_key(settings, "audit"),
         trusted_keys=TrustedKeys(lambda: trusted_service_keys(settings), min_interval=0),
-        js=js,
         **options,
     )
 
@@ -132,7 +131,7 @@ def incoming(settings: Settings) -> Callable[..., Incoming]:
 @pytest.fixture
 def make_sequencer(settings: Settings, engine: AsyncEngine) -> Callable[..., Sequencer]:
     """Another sequencer over the same database and keys."""
-    return lambda js=None, **options: new_sequencer(settings, engine, js, **options)
+    return lambda **options: new_sequencer(settings, engine, **options)
 
 
 Append = Callable[..., Awaitable[Any]]

@@ -164,7 +164,9 @@ async def _not_satisfiable(_request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unavailable(_request: Request, exc: Exception) -> JSONResponse:
-    log.warning("request failed: %s", exc if isinstance(exc, (ObjectStoreError, ConfigurationError)) else type(exc).__name__)
+    log.warning(
+        "request failed: %s", exc if isinstance(exc, (ObjectStoreError, ConfigurationError)) else type(exc).__name__
+    )
     return JSONResponse(
         {"detail": "the evidence service cannot reach its database, object store or key provider now; retry shortly"},
         status_code=503,

@@ -1,8 +1,8 @@
 """``custody-evidence``: run the evidence service, or one of its maintenance commands.
 
-    custody-evidence [--port 8002] [--host 127.0.0.1]   serve (seal, retrieve, verify, hold)
-    custody-evidence rebuild-index                      recreate the index from the object store
-    custody-evidence rotate-kek                         new KEK version; re-wrap every data key
+custody-evidence [--port 8002] [--host 127.0.0.1]   serve (seal, retrieve, verify, hold)
+custody-evidence rebuild-index                      recreate the index from the object store
+custody-evidence rotate-kek                         new KEK version; re-wrap every data key
 """
 
 from __future__ import annotations
@@ -50,10 +50,17 @@ def _parser() -> argparse.ArgumentParser:
 async def _publish_now(vault: Vault, settings: Settings) -> None:
     """Publish what the command put in the outbox, if NATS answers (else the service will)."""
     try:
-        nc = await nats.connect(settings.nats_url, connect_timeout=3, max_reconnect_attempts=0,
-                                user=settings.nats_user, password=settings.nats_password)
+        nc = await nats.connect(
+            settings.nats_url,
+            connect_timeout=3,
+            max_reconnect_attempts=0,
+            user=settings.nats_user,
+            password=settings.nats_password,
+        )
     except Exception as exc:  # noqa: BLE001 — the events stay in the outbox for the service's relay
-        print(f"NATS unreachable ({type(exc).__name__}): the events wait in the outbox for the service", file=sys.stderr)
+        print(
+            f"NATS unreachable ({type(exc).__name__}): the events wait in the outbox for the service", file=sys.stderr
+        )
         return
     try:
         relay = OutboxRelay(vault.sessions, outbox, nc.jetstream())

@@ -17,7 +17,9 @@ def item_keys(store: ObjectStore, manifest: EvidenceManifest) -> list[str]:
     return [part.key for part in manifest.parts] + list(store.list(manifest_prefix(manifest)))
 
 
-def protect(store: ObjectStore, manifest: EvidenceManifest, keys: list[str] | None = None, *, held: bool = False) -> None:
+def protect(
+    store: ObjectStore, manifest: EvidenceManifest, keys: list[str] | None = None, *, held: bool = False
+) -> None:
     """Lock a sealed item's objects until its ``retain_until`` (extending, never shortening);
     put a rejected item, or one ``held``, under legal hold. Missing objects (a rejected item's
     lost parts) are passed over: there is nothing left to protect."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -78,9 +78,7 @@ def check_stored_sizes(store: ObjectStore, parts: Sequence[StoredPart]) -> None:
             )
 
 
-def read_back(
-    store: ObjectStore, dek: bytes, evidence_id: uuid.UUID, parts: Sequence[StoredPart]
-) -> ReadBack:
+def read_back(store: ObjectStore, dek: bytes, evidence_id: uuid.UUID, parts: Sequence[StoredPart]) -> ReadBack:
     """One pass over every part in order: sizes checked first, every segment authenticated,
     SHA-256 and size taken over the plaintext. Raises StoredBytesDamaged at the first fault."""
     check_stored_sizes(store, parts)
@@ -101,7 +99,7 @@ def plaintext_range(
     parts: Sequence[StoredPart],
     start: int,
     end: int,
-) -> Iterator[bytes]:
+) -> Generator[bytes, None, None]:
     """The authenticated plaintext bytes [start, end) of the item, in pieces of at most one
     segment. Only the segments overlapping the range are read (the header of each part is
     read on its own). No byte of a segment is yielded before the segment authenticates;

@@ -218,6 +218,7 @@ def tamper(backend: Backend, request: pytest.FixtureRequest):  # type: ignore[no
     """``tamper(store, key, change)``: overwrite an object's bytes behind the store's back: the
     file itself on a local folder; a new object version, written with a plain S3 client, on S3
     (Object Lock keeps the sealed version, but readers get the newest)."""
+
     def change_object(store: ObjectStore, key: str, change) -> None:  # type: ignore[no-untyped-def]
         original = store.read_all(key)
         altered = change(original)

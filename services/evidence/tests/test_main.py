@@ -80,7 +80,9 @@ async def test_the_service_process_seals_serves_rotates_and_rebuilds(stack, inta
         item = client.get(f"/v1/evidence/{submission.evidence_id}").json()
         assert item["manifest_version"] == 2
         answer = client.get(
-            f"/v1/evidence/{submission.evidence_id}/content", params={"purpose": "court"}, headers={"Range": "bytes=-10"}
+            f"/v1/evidence/{submission.evidence_id}/content",
+            params={"purpose": "court"},
+            headers={"Range": "bytes=-10"},
         )
         assert answer.status_code == 206 and answer.content == plaintext[-10:]
         assert item["sha256"] == hashlib.sha256(plaintext).hexdigest()

@@ -71,7 +71,9 @@ def test_a_segment_that_fails_authentication_yields_nothing_of_itself(vault, sto
 
     served = bytearray()
     with pytest.raises(StoredBytesDamaged) as raised:
-        for piece in plaintext_range(vault.store, stored.dek, stored.evidence_id, stored.statement.parts, 0, len(stored.plaintext)):
+        for piece in plaintext_range(
+            vault.store, stored.dek, stored.evidence_id, stored.statement.parts, 0, len(stored.plaintext)
+        ):
             served += piece
     assert raised.value.finding == Finding.AUTHENTICATION_FAILED
     assert raised.value.part == 2

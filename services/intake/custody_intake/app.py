@@ -29,6 +29,7 @@ from custody_intake.uploads.endpoints import UPLOADS, router
 from custody_intake.uploads.errors import UploadError
 from custody_intake.uploads.protocol import TUS_VERSION
 from custody_intake.uploads.service import UploadService
+from custody_intake.web.endpoints import router as web_router
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +115,7 @@ def create_intake_app(settings: IntakeSettings) -> FastAPI:
 
     app = create_app("intake", settings, lifespan, readiness)
     app.include_router(router)
+    app.include_router(web_router)
     app.add_middleware(TusResumableHeader)
     app.add_exception_handler(UploadError, _upload_error)
     app.add_exception_handler(ObjectStoreUnavailable, _unavailable)

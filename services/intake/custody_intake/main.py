@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> None:
         prog="custody-intake", description="Custody intake: tus uploads from the field, encrypted on arrival."
     )
     parser.add_argument("--port", type=int, default=8001, help="TCP port to listen on (default 8001)")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--host", default=None, help="address to listen on (default CUSTODY_BIND_HOST, 127.0.0.1)")
     args = parser.parse_args(argv)
     settings = IntakeSettings()
     configure_logging("intake")

@@ -119,7 +119,6 @@ class Sequencer:
         log_key: Ed25519PrivateKey,
         event_key: Ed25519PrivateKey,
         trusted_keys: TrustedKeys,
-        js: JetStreamContext | None = None,
         batch_size: int = 1000,
         fetch_timeout: float = 1.0,
     ) -> None:
@@ -129,7 +128,6 @@ class Sequencer:
         self._log_key = log_key
         self._event_key = event_key
         self._keys = trusted_keys
-        self._js = js
         self._batch_size = batch_size
         self._fetch_timeout = fetch_timeout
         self._tree = CompactRange()
@@ -146,12 +144,10 @@ class Sequencer:
 
     # --- the loop -------------------------------------------------------------------------
 
-    async def run(self) -> None:
-        """Sequence for the life of the process: wait for the right to sequence, recover the
-        tree, announce audit's key, then append batch after batch. Outages are waited out; a
-        damaged log stops the sequencer (see :attr:`damage`)."""
-        if self._js is None:
-            raise ValueError("the sequencer needs a JetStream context to run")
+    async def run(self, js: JetStreamContext) -> None:
+        """Sequence from ``js`` for the life of the process: wait for the right to sequence,
+        recover the tree, announce audit's key, then append batch after batch. Outages are
+        waited out; a damaged log stops the sequencer (see :attr:`damage`)."""
         delay = 1.0
         while True:
             try:
@@ -160,7 +156,7 @@ class Sequencer:
                     await self.recover(conn)
                     await self.announce_key(conn)
                     batches = pull_batches(
-                        self._js,
+                        js,
                         self._topology.events_stream,
                         self._topology.audit_consumer,
                         batch=self._batch_size,
@@ -188,7 +184,7 @@ class Sequencer:
 
         async def judge_batches() -> None:
             async for messages in stream:
-                judged = await asyncio.to_thread(self.judge, [_incoming(msg) for msg in messages])
+                judged = await asyncio.to_thread(self._judge_messages, messages)
                 await judged_batches.put((messages, judged))
 
         judging = asyncio.create_task(judge_batches(), name="custody-log-admission")
@@ -264,6 +260,9 @@ class Sequencer:
         await self.append_judged(conn, Judged([(Incoming("", b""), Admitted(event, canonical(event)))], []))
         log.info("announced audit's event-signing key in the log")
         return event
+
+    def _judge_messages(self, messages: list[Msg]) -> Judged:
+        return self.judge([_incoming(msg) for msg in messages])
 
     def judge(self, incoming: Sequence[Incoming]) -> Judged:
         """Admit or reject each message (pure CPU work; safe to run in a worker thread)."""

@@ -17,9 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from custody_audit.log import repository
 from custody_audit.log.checkpoint import CheckpointError, Verifier, verify_checkpoint
 from custody_audit.log.entry import parse_leaf
+from custody_audit.log.jcs import canonical
 from custody_audit.log.merkle import CompactRange, NodeId, leaf_hash
 from custody_audit.log.repository import StoredLeaf
-from custody_common.events import signing_bytes
 
 MAX_PROBLEMS = 100
 
@@ -79,7 +79,7 @@ class _Signatures:
             return False
         try:
             signature = base64.b64decode(sig, validate=True)
-            message = signing_bytes(event)
+            message = canonical({k: v for k, v in event.items() if k != "sig"})
         except Exception:  # noqa: BLE001 — an undecodable signature is a failed one
             return False
         for key in self._keys.get(service, []):

@@ -73,8 +73,8 @@ async def test_published_events_are_logged_and_forgeries_kept_aside(
     # A redelivered or re-published event (another message id, same event) is logged once.
     await js.publish(topology.events_subject("intake"), canonical(genuine[0]))
 
-    sequencer = make_sequencer(js=js, batch_size=64, fetch_timeout=0.2)
-    task = asyncio.create_task(sequencer.run())
+    sequencer = make_sequencer(batch_size=64, fetch_timeout=0.2)
+    task = asyncio.create_task(sequencer.run(js))
     try:
         # +1: audit announces its own key at first start.
         await _until(
@@ -117,11 +117,11 @@ async def test_a_standby_sequencer_takes_over_the_stream(settings, engine, signe
     await js.add_consumer(topology.events_stream, replace(consumer.config, ack_wait=1.0))
     # Each sequencer has its own connection, as two processes would.
     first_nc, second_nc = await nats.connect(NATS_URL), await nats.connect(NATS_URL)
-    first = make_sequencer(js=first_nc.jetstream(), fetch_timeout=0.2)
-    second = make_sequencer(js=second_nc.jetstream(), fetch_timeout=0.2)
-    first_task = asyncio.create_task(first.run())
+    first = make_sequencer(fetch_timeout=0.2)
+    second = make_sequencer(fetch_timeout=0.2)
+    first_task = asyncio.create_task(first.run(first_nc.jetstream()))
     await _until(lambda: _is(first, "leading"), "the first sequencer leading")
-    second_task = asyncio.create_task(second.run())
+    second_task = asyncio.create_task(second.run(second_nc.jetstream()))
     try:
         events = [signed("intake", evidence_id=str(uuid7()), case="C") for _ in range(10)]
         for event in events[:5]:

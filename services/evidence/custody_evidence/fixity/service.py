@@ -86,7 +86,9 @@ class FixityService:
         Raises ItemNotServable for a rejected item (it was never sealed), ObjectStoreError when
         the store cannot be read now (nothing is recorded then)."""
         if item.status == ItemStatus.REJECTED:
-            raise ItemNotServable(f"item {item.evidence_id} was rejected at seal, so there is no seal to check: {item.reason}")
+            raise ItemNotServable(
+                f"item {item.evidence_id} was rejected at seal, so there is no seal to check: {item.reason}"
+            )
         vault = self._vault
         manifest = vault.manifest_of(item)
         sealed_sha256, sealed_size = manifest.sha256 or item.declared_sha256, manifest.size
@@ -100,7 +102,8 @@ class FixityService:
         if found is not None and (found.sha256, found.size) != (sealed_sha256, sealed_size):
             damage = StoredBytesDamaged(
                 Finding.HASH_MISMATCH if found.size == sealed_size else Finding.SIZE_MISMATCH,
-                f"read back {found.size} bytes with sha256 {found.sha256}; sealed {sealed_size} bytes with sha256 {sealed_sha256}",
+                f"read back {found.size} bytes with sha256 {found.sha256}; "
+                f"sealed {sealed_size} bytes with sha256 {sealed_sha256}",
             )
         read = {"sha256": found.sha256, "size": found.size} if found else {}
         context: dict[str, Any] = {"check": origin}
@@ -184,4 +187,3 @@ class FixityService:
                 checked = 0
             if not checked:
                 await asyncio.sleep(pause)
-

@@ -88,7 +88,9 @@ class HoldService:
             for manifest in manifests.values():
                 await vault.blocking(protect, vault.store, manifest, held=True)
         async with vault.transaction() as session:
-            changed = await (repository.hold_case(session, case, principal.sub) if on else repository.release_case(session, case))
+            changed = await (
+                repository.hold_case(session, case, principal.sub) if on else repository.release_case(session, case)
+            )
             if changed:
                 action = "hold_set" if on else "hold_released"
                 details: dict[str, Any] = {"scope": "case", "request_id": request_id}

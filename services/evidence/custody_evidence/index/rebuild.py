@@ -51,7 +51,9 @@ def _manifest_keys(vault: Vault) -> dict[uuid.UUID, list[tuple[int, str]]]:
     return found
 
 
-def _newest_verified(vault: Vault, evidence_id: uuid.UUID, versions: list[tuple[int, str]], report: RebuildReport) -> tuple[EvidenceManifest, bool] | None:
+def _newest_verified(
+    vault: Vault, evidence_id: uuid.UUID, versions: list[tuple[int, str]], report: RebuildReport
+) -> tuple[EvidenceManifest, bool] | None:
     """The newest manifest of the item that verifies, and whether its objects are on legal hold."""
     for version, key in sorted(versions, reverse=True):
         try:

@@ -134,9 +134,7 @@ async def due_for_fixity(session: AsyncSession, now: datetime, limit: int) -> li
     return [_record(row) for row in rows]
 
 
-async def claim_fixity(
-    session: AsyncSession, evidence_id: uuid.UUID, seen: datetime | None, until: datetime
-) -> bool:
+async def claim_fixity(session: AsyncSession, evidence_id: uuid.UUID, seen: datetime | None, until: datetime) -> bool:
     """Take the fixity check of an item for this process (several replicas sweep at once)."""
     result = await session.execute(
         update(items)

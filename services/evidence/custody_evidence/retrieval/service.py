@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 
 PROSECUTOR = "prosecutor"
 INVESTIGATOR = "investigator"
-STREAM_CHUNK = 4 * 1024 * 1024
+STREAM_CHUNK = 1024 * 1024
 """Plaintext handed to the server per write: large enough to keep thread hops rare."""
 PURPOSE_MAX = 500
 
@@ -133,7 +133,9 @@ class RetrievalService:
             )
         item = await visible_item(self._vault, principal, evidence_id, PROSECUTOR)
         if item.status != ItemStatus.SEALED:
-            raise ItemNotServable(f"item {item.evidence_id} is {item.status.value}, so it is never served: {item.reason}")
+            raise ItemNotServable(
+                f"item {item.evidence_id} is {item.status.value}, so it is never served: {item.reason}"
+            )
         vault = self._vault
         manifest = vault.manifest_of(item)
         etag = f'"{manifest.sha256}"'

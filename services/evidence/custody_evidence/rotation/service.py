@@ -44,9 +44,7 @@ class RotationReport:
 async def rotate_kek(vault: Vault) -> RotationReport:
     """Rotate the KEK (or continue an unfinished rotation) and re-wrap every data key under it."""
     async with vault.sessions() as session:
-        unfinished = (
-            await session.execute(select(kek_rotations).where(kek_rotations.c.finished_at.is_(None)))
-        ).first()
+        unfinished = (await session.execute(select(kek_rotations).where(kek_rotations.c.finished_at.is_(None)))).first()
     resumed = unfinished is not None
     if unfinished is None:
         kek_id = await vault.blocking(vault.keys.rotate)
@@ -70,7 +68,9 @@ async def rotate_kek(vault: Vault) -> RotationReport:
             rewrapped += 1
     async with vault.transaction() as session:
         await session.execute(
-            update(kek_rotations).where(kek_rotations.c.rotation_id == rotation_id).values(finished_at=datetime.now(UTC))
+            update(kek_rotations)
+            .where(kek_rotations.c.rotation_id == rotation_id)
+            .values(finished_at=datetime.now(UTC))
         )
         await vault.record(session, "key_rotated", details={"kek_id": kek_id, "items": rewrapped, "resumed": resumed})
     log.info("KEK rotated to %s: %d data keys re-wrapped", kek_id, rewrapped)
@@ -89,7 +89,9 @@ async def _rewrap(vault: Vault, item: ItemRecord) -> None:
             update={"version": current.version + 1, "wrapped_dek": wrapped, "sig": None}
         ).signed(vault.signing_key)
         await vault.blocking(vault.store.put, manifest_key(item.evidence_id, successor.version), successor.to_bytes())
-    await vault.blocking(protect, vault.store, successor, [manifest_key(item.evidence_id, successor.version)], held=held)
+    await vault.blocking(
+        protect, vault.store, successor, [manifest_key(item.evidence_id, successor.version)], held=held
+    )
     async with vault.transaction() as session:
         await items.replace_manifest(session, successor)
         await vault.record(

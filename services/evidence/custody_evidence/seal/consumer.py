@@ -56,7 +56,9 @@ async def handle(sealer: Sealer, msg: Msg) -> None:
     try:
         await msg.ack()
     except Exception as exc:  # noqa: BLE001 — the outcome is committed; a redelivery is absorbed
-        log.warning("acknowledging stream sequence %s failed (%s); it will be redelivered", sequence, type(exc).__name__)
+        log.warning(
+            "acknowledging stream sequence %s failed (%s); it will be redelivered", sequence, type(exc).__name__
+        )
 
 
 async def _keep_in_progress(msg: Msg) -> None:

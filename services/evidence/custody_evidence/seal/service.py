@@ -203,7 +203,9 @@ class Sealer:
                     manifest,
                     next_fixity_at=manifest.sealed_at + self._fixity_interval if sealed else None,
                 )
-                await self._vault.record(session, "sealed" if sealed else "rejected", **_event_fields(manifest, case_held, rejection))
+                await self._vault.record(
+                    session, "sealed" if sealed else "rejected", **_event_fields(manifest, case_held, rejection)
+                )
         except sqlalchemy.exc.IntegrityError:
             return SealOutcome.ALREADY_RECORDED  # another replica indexed it first
         if sealed:

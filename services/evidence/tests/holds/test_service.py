@@ -34,7 +34,11 @@ async def test_an_item_hold_is_set_and_released_once(running, served_intake, adm
         again = await admin.delete(path)
 
     assert first.json() == {
-        "evidence_id": str(submission.evidence_id), "held": True, "item_hold": True, "case_hold": False, "changed": True
+        "evidence_id": str(submission.evidence_id),
+        "held": True,
+        "item_hold": True,
+        "case_hold": False,
+        "changed": True,
     }
     assert second.json()["changed"] is False
     assert released.json()["held"] is False and released.json()["changed"] is True
@@ -43,7 +47,8 @@ async def test_an_item_hold_is_set_and_released_once(running, served_intake, adm
     # the seal's retention is untouched by the release
     assert all(store.retention(key) is not None for key in _objects(submission))
     assert [e["action"] for e in await events(running.vault) if e["action"].startswith("hold")] == [
-        "hold_set", "hold_released"
+        "hold_set",
+        "hold_released",
     ]
     [hold_set] = await events(running.vault, "hold_set")
     assert hold_set["actor"] == {"sub": "ada", "roles": ["admin"]}
@@ -103,4 +108,6 @@ async def test_only_admins_of_the_case_hold(running, served_intake) -> None:
         # "*" widens admin powers
         assert (await every_case_admin.put(f"/v1/evidence/{submission.evidence_id}/legal-hold")).status_code == 200
         # admins see no contents
-        assert (await every_case_admin.get(f"/v1/evidence/{submission.evidence_id}/content?purpose=x")).status_code == 403
+        assert (
+            await every_case_admin.get(f"/v1/evidence/{submission.evidence_id}/content?purpose=x")
+        ).status_code == 403

@@ -36,7 +36,17 @@ async def test_a_lost_index_is_rebuilt_from_the_store(vault, sealer, intake) -> 
     assert after.keys() == before.keys()
     for key, item in before.items():
         rebuilt = after[key]
-        for name in ("case", "status", "reason", "sha256", "declared_sha256", "size", "manifest_bytes", "sealed_at", "retain_until"):
+        for name in (
+            "case",
+            "status",
+            "reason",
+            "sha256",
+            "declared_sha256",
+            "size",
+            "manifest_bytes",
+            "sealed_at",
+            "retain_until",
+        ):
             assert getattr(rebuilt, name) == getattr(item, name), name
     # rebuilt sealed items are due for a fixity check at once
     assert all(item.next_fixity_at is not None for item in after.values() if item.status.value == "sealed")

@@ -58,7 +58,9 @@ async def test_content_is_the_original_with_its_digest_and_the_access_on_record(
     assert answer.headers["content-length"] == str(len(sealed.plaintext))
     assert answer.headers["content-type"] == "application/octet-stream"
     assert answer.headers["accept-ranges"] == "bytes"
-    assert answer.headers["content-disposition"] == f"attachment; filename*=UTF-8''{quote('école — photo 1.jpg', safe='')}"
+    assert (
+        answer.headers["content-disposition"] == f"attachment; filename*=UTF-8''{quote('école — photo 1.jpg', safe='')}"
+    )
     assert answer.headers["cache-control"] == "no-store"
 
     [accessed] = await events(running.vault, "accessed")
@@ -115,7 +117,9 @@ async def test_if_range_with_another_etag_sends_the_whole_item(running, sealed, 
 
 async def test_an_unsatisfiable_range_is_416_and_not_an_access(running, sealed, prosecutor, events) -> None:
     async with prosecutor:
-        answer = await prosecutor.get(_content(sealed.evidence_id), headers={"Range": f"bytes={len(sealed.plaintext)}-"})
+        answer = await prosecutor.get(
+            _content(sealed.evidence_id), headers={"Range": f"bytes={len(sealed.plaintext)}-"}
+        )
     assert answer.status_code == 416
     assert answer.headers["content-range"] == f"bytes */{len(sealed.plaintext)}"
     assert await events(running.vault, "accessed") == []

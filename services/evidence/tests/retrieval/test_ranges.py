@@ -33,7 +33,10 @@ def test_headers_that_are_not_one_valid_range_are_ignored(header: str | None) ->
     assert parse_range(header, 1000) is None
 
 
-@pytest.mark.parametrize(("header", "size"), [("bytes=1000-", 1000), ("bytes=1000-1001", 1000), ("bytes=-0", 1000), ("bytes=-5", 0), ("bytes=0-", 0)])
+@pytest.mark.parametrize(
+    ("header", "size"),
+    [("bytes=1000-", 1000), ("bytes=1000-1001", 1000), ("bytes=-0", 1000), ("bytes=-5", 0), ("bytes=0-", 0)],
+)
 def test_unsatisfiable_ranges(header: str, size: int) -> None:
     with pytest.raises(RangeNotSatisfiable) as raised:
         parse_range(header, size)

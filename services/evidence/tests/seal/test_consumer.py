@@ -27,9 +27,7 @@ async def _until(condition, what: str):  # type: ignore[no-untyped-def]
     pytest.fail(f"gave up waiting for {what}")
 
 
-async def test_completed_submissions_on_the_bus_are_sealed_once_and_announced(
-    running, served_intake, settings
-) -> None:
+async def test_completed_submissions_on_the_bus_are_sealed_once_and_announced(running, served_intake, settings) -> None:
     topology = Topology(settings.nats_namespace)
     good = served_intake.submit(os.urandom(200_000), part_sizes=[100_000, 100_000])
     unsigned = served_intake.submit(os.urandom(10), signed=False)

@@ -222,9 +222,9 @@ async def test_a_part_truncated_inside_a_segment_whose_statement_agrees_is_rejec
     cut = stored[: HEADER + SEGMENT_STORED + 100 + TAG]  # the cut segment keeps a tag-sized tail
     vault.store.put(part.key, cut)
     short = part.model_copy(update={"size": SEGMENT + 100, "stored_size": len(cut)})
-    forged = submission.statement.model_copy(
-        update={"parts": [short], "size": SEGMENT + 100, "sig": None}
-    ).signed(intake.intake_key)
+    forged = submission.statement.model_copy(update={"parts": [short], "size": SEGMENT + 100, "sig": None}).signed(
+        intake.intake_key
+    )
 
     assert await sealer.seal(forged.to_bytes()) == SealOutcome.REJECTED
 

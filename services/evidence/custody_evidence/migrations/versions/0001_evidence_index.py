@@ -97,7 +97,12 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     for table in (
-        "kek_rotations", "case_holds", "announced_keys", "set_aside_submissions",
-        "evidence_accesses", "evidence_items", "outbox",
+        "kek_rotations",
+        "case_holds",
+        "announced_keys",
+        "set_aside_submissions",
+        "evidence_accesses",
+        "evidence_items",
+        "outbox",
     ):
         op.drop_table(table)

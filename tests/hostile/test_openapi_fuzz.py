@@ -1,0 +1,267 @@
+"""Schemathesis against each service's own OpenAPI document, as each role with a valid token:
+no answer may be a 5xx, no request may go unanswered, and every service is still up after.
+
+The documents are fuzzed as the services publish them, with what they cannot say added here:
+
+- intake reads the tus headers (``Tus-Resumable``, ``Upload-Length``, ``Upload-Offset``,
+  ``Upload-Metadata``, ``Upload-Checksum``) and the ``application/offset+octet-stream`` body by
+  hand, so its document declares none of them; they are described below, or every tus request
+  would stop at 412 and the parsers behind would never be reached;
+- every service reads ``X-Request-ID``;
+- ids and cases that exist (sealed, rejected, still uploading, terminated items of the case the
+  tokens are assigned) are offered beside random ones, or the fuzzer would meet only 404s.
+
+Nothing is excluded. What a fuzzer cannot do to a tus PATCH is stream it: it always sends a whole
+body whose Content-Length is true, at full speed. Bodies longer than they claim, bytes dripped
+one a second and PATCHes racing each other are in ``test_intake_abuse.py``.
+
+``CUSTODY_TEST_FUZZ_SEED`` replays a run (each failure message names its seed).
+"""
+
+from __future__ import annotations
+
+import collections
+import copy
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+import schemathesis
+from hypothesis import strategies as st
+from schemathesis.engine import events, from_schema
+
+from tests.hostile.conftest import CASE, ROLES
+from tests.hostile.outcome import still_up, wait_for_outcome
+from tests.hostile.wire import OFFSET_STREAM, TUS, create_upload, encode_metadata, patch, submission_metadata
+from tests.support.stack import SERVICES, Stack
+
+MAX_EXAMPLES = 30
+"""Per operation and phase: a few dozen requests each, about 3000 in all."""
+RUN_BUDGET_SECONDS = 60
+"""Wall-clock bound of one (service, role) run; past it the run is stopped, and an operation it
+never reached fails the test."""
+REQUEST_TIMEOUT_SECONDS = 30
+PATCH_BODY_LIMIT = 16 * 1024
+MAX_UPLOAD_SIZE = 64 * 1024**3
+"""Intake's default limit (Tus-Max-Size): positive examples stay within it."""
+KNOWN_UPLOAD_OFFSET = 1000
+"""Bytes already sent to the uploads left half done."""
+
+# The media type tus gives PATCH bodies; a fuzzer needs to be told it is raw bytes.
+schemathesis.openapi.media_type(OFFSET_STREAM, st.binary(max_size=PATCH_BODY_LIMIT))
+
+
+@dataclass(frozen=True)
+class KnownItems:
+    """Items in every state, made before the fuzzing so that random requests can find them."""
+
+    sealed: list[str]
+    rejected: list[str]
+    uploading: list[str]
+    terminated: list[str]
+
+    @property
+    def ids(self) -> list[str]:
+        return self.sealed + self.rejected + self.uploading + self.terminated
+
+
+@dataclass
+class Tally:
+    """What one fuzzing run sent and got back."""
+
+    requests: collections.Counter[str] = field(default_factory=collections.Counter)
+    statuses: collections.Counter[tuple[str, int]] = field(default_factory=collections.Counter)
+    server_errors: list[str] = field(default_factory=list)
+    unanswered: list[str] = field(default_factory=list)
+    engine_errors: list[str] = field(default_factory=list)
+    stopped_at_budget: bool = False
+
+    def record(self, event: events.ScenarioFinished) -> None:
+        recorder = event.recorder
+        for case_id, interaction in recorder.interactions.items():
+            node = recorder.cases.get(case_id)
+            label = node.value.operation.label if node is not None else recorder.label
+            self.requests[label] += 1
+            request = interaction.request
+            if interaction.response is None:
+                self.unanswered.append(f"{label}: {request.method} {request.uri} got no answer")
+                continue
+            status = interaction.response.status_code
+            self.statuses[(label, status)] += 1
+            if status >= 500:
+                self.server_errors.append(_described(label, request, interaction.response))
+
+
+def _described(label: str, request: Any, response: Any) -> str:
+    headers = {k: v for k, v in request.headers.items() if k.lower() != "authorization"}
+    text = (response.content or b"")[:300].decode("utf-8", "replace")
+    return (
+        f"{label}: {request.method} {request.uri} headers={headers} body={request.body_size or 0} bytes "
+        f"-> {response.status_code} {text!r}"
+    )
+
+
+@pytest.fixture(scope="module")
+def known_items(running_stack: Stack, tokens: dict[str, str]) -> KnownItems:
+    """Two sealed items, one rejected, two uploads half done and one terminated, all of CASE."""
+    sealed, rejected, uploading, terminated = [], [], [], []
+    with running_stack.client("intake", tokens["investigator"]) as intake:
+        for size in (1, 70_000):
+            content = os.urandom(size)
+            upload = create_upload(intake, CASE, content)
+            assert patch(intake, upload, 0, content).status_code == 204
+            sealed.append(upload.rsplit("/", 1)[1])
+        content = os.urandom(5000)
+        wrong = encode_metadata({"case": CASE, "filename": "scan.pdf", "sha256": "0" * 64})
+        created = intake.post("/v1/uploads", headers={**TUS, "Upload-Length": "5000", "Upload-Metadata": wrong})
+        upload = httpx.URL(created.headers["Location"]).path
+        assert patch(intake, upload, 0, content).status_code == 204
+        rejected.append(upload.rsplit("/", 1)[1])
+        for _ in range(2):
+            content = os.urandom(100_000)
+            upload = create_upload(intake, CASE, content)
+            assert patch(intake, upload, 0, content[:KNOWN_UPLOAD_OFFSET]).status_code == 204
+            uploading.append(upload.rsplit("/", 1)[1])
+        upload = create_upload(intake, CASE, b"abc")
+        assert intake.delete(upload, headers=TUS).status_code == 204
+        terminated.append(upload.rsplit("/", 1)[1])
+    for evidence_id in sealed:
+        assert wait_for_outcome(running_stack, tokens["prosecutor"], evidence_id)["status"] == "sealed"
+    assert wait_for_outcome(running_stack, tokens["prosecutor"], rejected[0])["status"] == "rejected"
+    return KnownItems(sealed, rejected, uploading, terminated)
+
+
+def described_for_fuzzing(service: str, document: dict[str, Any], known: KnownItems) -> dict[str, Any]:
+    """``document`` with the headers, bodies and known values a service reads but does not declare."""
+    described = copy.deepcopy(document)
+    for path, operations in described["paths"].items():
+        for method, operation in operations.items():
+            if method not in ("get", "head", "post", "put", "patch", "delete"):
+                continue
+            parameters = operation.setdefault("parameters", [])
+            for parameter in parameters:
+                if parameter["name"] == "evidence_id":
+                    parameter["schema"] = {"anyOf": [{"enum": known.ids}, parameter.get("schema", {})]}
+                elif parameter["name"] == "case":
+                    parameter["schema"] = {"anyOf": [{"enum": [CASE]}, parameter.get("schema", {})]}
+            declared = {p["name"].lower() for p in parameters}
+            if "x-request-id" not in declared:
+                parameters.append(_header("X-Request-ID", {"type": "string"}))
+            if service == "intake" and path.startswith("/v1/uploads"):
+                parameters.extend(_tus_headers(method))
+                if method in ("post", "patch"):
+                    operation["requestBody"] = {
+                        "required": method == "patch",
+                        "content": {OFFSET_STREAM: {"schema": {"type": "string", "format": "binary"}}},
+                    }
+    return described
+
+
+def _header(name: str, schema: dict[str, Any], required: bool = False) -> dict[str, Any]:
+    return {"name": name, "in": "header", "required": required, "schema": schema}
+
+
+def _tus_headers(method: str) -> list[dict[str, Any]]:
+    headers = [_header("Tus-Resumable", {"type": "string", "enum": ["1.0.0"]}, required=True)]
+    if method == "post":
+        valid = [
+            submission_metadata(CASE, b"fuzz"),
+            encode_metadata(
+                {
+                    "case": CASE,
+                    "filename": "testimony.mp4",
+                    "sha256": "ab" * 32,
+                    "title": "Testimony 7",
+                    "captured_at": "2024-05-01T10:00:00Z",
+                    "lat": "48.5",
+                    "lon": "35.1",
+                    "notes": "recorded at the shelter",
+                }
+            ),
+        ]
+        headers += [
+            _header("Upload-Length", {"type": "integer", "minimum": 0, "maximum": MAX_UPLOAD_SIZE}, required=True),
+            _header("Upload-Metadata", {"anyOf": [{"enum": valid}, {"type": "string"}]}, required=True),
+            _header("Upload-Defer-Length", {"type": "string"}),
+        ]
+    if method == "patch":
+        offsets = {"anyOf": [{"enum": [0, KNOWN_UPLOAD_OFFSET]}, {"type": "integer", "minimum": 0}]}
+        headers.append(_header("Upload-Offset", offsets, required=True))
+    if method in ("post", "patch"):
+        headers.append(_header("Upload-Checksum", {"type": "string", "pattern": "^(sha256|sha1) [A-Za-z0-9+/=]*$"}))
+    return headers
+
+
+def fuzz(stack: Stack, service: str, token: str, known: KnownItems, seed: int) -> Tally:
+    """One bounded schemathesis run against ``service`` with ``token``."""
+    document = httpx.get(f"{stack.url(service)}/openapi.json", timeout=30).json()
+    config = schemathesis.Config.from_dict(
+        {
+            "seed": seed,
+            "headers": {"Authorization": f"Bearer {token}"},
+            "workers": 2,
+            "request-timeout": REQUEST_TIMEOUT_SECONDS,
+            "cache": {"enabled": False},
+            "generation": {"max-examples": MAX_EXAMPLES, "mode": "all", "database": "none"},
+            "checks": {"enabled": False, "not_a_server_error": {"enabled": True}},
+        }
+    )
+    schema = schemathesis.openapi.from_dict(described_for_fuzzing(service, document, known), config=config)
+    schema.config.update(base_url=stack.url(service))
+    tally = Tally()
+    stream = from_schema(schema).execute()
+    deadline = time.monotonic() + RUN_BUDGET_SECONDS
+    for event in stream:
+        if isinstance(event, events.ScenarioFinished):
+            tally.record(event)
+        elif isinstance(event, events.NonFatalError):
+            tally.engine_errors.append(f"{event.label}: {event.info.title}: {event.info.message}")
+        elif isinstance(event, events.FatalError):
+            tally.engine_errors.append(f"fatal: {event.exception!r}")
+        if time.monotonic() > deadline and not tally.stopped_at_budget:
+            tally.stopped_at_budget = True
+            stream.stop()
+    return tally
+
+
+def _operations(document: dict[str, Any]) -> set[str]:
+    return {
+        f"{method.upper()} {path}"
+        for path, operations in document["paths"].items()
+        for method in operations
+        if method in ("get", "head", "post", "put", "patch", "delete")
+    }
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("service", SERVICES)
+def test_no_server_error_and_still_up(
+    running_stack: Stack, tokens: dict[str, str], known_items: KnownItems, service: str, role: str
+) -> None:
+    seed = int(os.environ.get("CUSTODY_TEST_FUZZ_SEED") or random.SystemRandom().randrange(2**32))
+    tally = fuzz(running_stack, service, tokens[role], known_items, seed)
+    replay = f"(seed {seed}: CUSTODY_TEST_FUZZ_SEED={seed} replays it)"
+    log_tail = running_stack.log_path(service).read_text(errors="replace")[-3000:]
+
+    assert not tally.server_errors, (
+        f"{service} answered {len(tally.server_errors)} request(s) as {role} with a 5xx {replay}:\n"
+        + "\n".join(tally.server_errors[:10])
+        + f"\n--- {service} log ---\n{log_tail}"
+    )
+    assert not tally.unanswered, f"{service} left requests unanswered {replay}:\n" + "\n".join(tally.unanswered[:10])
+    assert not tally.engine_errors, f"the fuzzer could not test {service} {replay}:\n" + "\n".join(tally.engine_errors)
+    document = httpx.get(f"{running_stack.url(service)}/openapi.json", timeout=30).json()
+    untested = _operations(document) - set(tally.requests)
+    assert not untested, f"never exercised {sorted(untested)} {replay}; sent {dict(tally.requests)}"
+    assert still_up(running_stack) == dict.fromkeys(running_stack.processes, "ok")
+    answered = collections.Counter(status for (_, status), count in tally.statuses.items() for _ in range(count))
+    if os.environ.get("CUSTODY_TEST_FUZZ_DETAIL"):
+        print("\n".join(f"  {label} -> {status}: {count}" for (label, status), count in sorted(tally.statuses.items())))
+    print(
+        f"\nfuzz {service} as {role}: {sum(tally.requests.values())} requests, statuses {dict(sorted(answered.items()))}"
+        f"{' (stopped at the time budget)' if tally.stopped_at_budget else ''} {replay}"
+    )
