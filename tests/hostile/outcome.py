@@ -49,3 +49,13 @@ def still_up(stack: Stack) -> dict[str, str]:
             except Exception as exc:  # noqa: BLE001 — reported as the finding
                 found[service] = f"/healthz failed: {exc!r}"
     return found
+
+
+def log_excerpt(stack: Stack, service: str, size: int = 2500) -> str:
+    """The service's last traceback (where a 5xx is explained), else the end of its log."""
+    text = stack.log_path(service).read_text(errors="replace")
+    start = text.rfind("Traceback (most recent call last)")
+    if start >= 0:
+        line_start = text.rfind("\n", 0, max(0, text.rfind("\n", 0, start))) + 1
+        return text[line_start : line_start + size]
+    return text[-size:]

@@ -11,7 +11,6 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
 
-import httpx
 import pytest
 
 from tests.hostile.conftest import CASE
@@ -69,7 +68,8 @@ def test_header_block_over_64_kib_is_refused(running_stack: Stack, tokens: dict[
     assert len(head) > HEADER_LIMIT
     answer = exchange(running_stack.ports["intake"], head)
     assert answer.status is None or answer.status < 500, f"intake answered {answer.status}: {answer.body[:300]!r}"
-    assert answer.status is None or _refused(answer.status), (
+    refused = answer.status is None or _refused(answer.status)
+    assert refused, (
         f"a {len(head) // KIB} KiB header block was accepted by intake ({answer.status}, "
         f"Location {answer.header('location')}); it should refuse it with 431"
     )
@@ -86,7 +86,7 @@ def test_endless_header_is_cut_off(running_stack: Stack) -> None:
             cut_off = not send_quietly(conn, b"a" * (64 * KIB))
             sent += 64 * KIB
         answer = read_answer(conn) if cut_off else None
-    assert cut_off, f"intake kept reading one header line for {sent // MIB} MiB; it should stop at {HEADER_LIMIT // KIB} KiB"
+    assert cut_off, f"intake kept reading one header line for {sent // MIB} MiB; it should stop near 64 KiB"
     assert answer is not None and (answer.status is None or _refused(answer.status)), answer
     assert still_up(running_stack)["intake"] == "ok"
 
@@ -105,7 +105,7 @@ def test_endless_header_is_cut_off(running_stack: Stack) -> None:
             id="title-1200-chars",
         ),
         pytest.param(
-            lambda content: ",".join(f"k{n} " for n in range(6000)),
+            lambda content: ",".join(f"k{n} QQ==" for n in range(6000)),
             "k0",
             id="6000-keys",
         ),
@@ -285,9 +285,9 @@ def test_slow_drip_does_not_tie_up_intake(running_stack: Stack, tokens: dict[str
             done, pending = wait(others, timeout=OTHERS_BOUND_SECONDS)
         drips_open = [d for d in drippers if d.is_alive()]
         finish.set()
-        assert not pending, f"{len(pending)} of 6 ordinary uploads did not finish within {OTHERS_BOUND_SECONDS} s beside the drips"
+        assert not pending, f"{len(pending)} of 6 ordinary uploads were not done after {OTHERS_BOUND_SECONDS} s"
         results = [future.result() for future in done]
-        assert len(drips_open) == DRIP_BODIES, "the ordinary uploads should have finished while every drip was still open"
+        assert len(drips_open) == DRIP_BODIES, "the ordinary uploads should be done while every drip is still open"
     finally:
         finish.set()
         for conn in header_drips:
@@ -300,7 +300,8 @@ def test_slow_drip_does_not_tie_up_intake(running_stack: Stack, tokens: dict[str
         assert dripper.dripped >= MIN_DRIP_SECONDS - 1
         assert dripper.answer is not None and dripper.answer.status == 204, dripper.answer
         assert dripper.answer.header("upload-offset") == str(DRIP_LENGTH)
-    for evidence_id, content in results + [(u.rsplit("/", 1)[1], c) for u, c in zip(drip_uploads, drip_contents, strict=True)]:
+    dripped = [(upload.rsplit("/", 1)[1], content) for upload, content in zip(drip_uploads, drip_contents, strict=True)]
+    for evidence_id, content in results + dripped:
         record = wait_for_outcome(running_stack, tokens["prosecutor"], evidence_id)
         assert record["status"] == "sealed" and record["sha256"] == hashlib.sha256(content).hexdigest(), record
     assert still_up(running_stack)["intake"] == "ok"
@@ -333,7 +334,7 @@ def test_racing_patches_in_turn_store_each_byte_once(running_stack: Stack, token
     """Twenty clients each keep asking where the upload stands and sending the next 64 KiB:
     the PATCHes that succeed cover the file exactly once, end to end, with no overlap."""
     chunk = 64 * KIB
-    content = os.urandom(RACERS * 3 * chunk)
+    content = os.urandom(RACERS * 2 * chunk)
     with running_stack.client("intake", tokens["investigator"]) as intake:
         upload = create_upload(intake, CASE, content)
     start = threading.Barrier(RACERS)

@@ -66,7 +66,7 @@ export function describeFailure(service, status, bodyText, requestId) {
     return `Could not reach the ${name} service. Check your network connection and try again; if it keeps failing, the service may be down.`;
   }
   if (status === 401) {
-    return `Your sign-in was refused by the ${name} service (${detail || "no valid token"}). Sign out and sign in again with a fresh token.`;
+    return `The ${name} service refused your token (${detail || "no valid token"}). Sign in again with a fresh token.`;
   }
   if (status === 403) {
     return `${asSentence(detail || "You may not do this")} If you need it, ask an administrator to assign you the role or the case.`;

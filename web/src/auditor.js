@@ -59,14 +59,17 @@ async function renderLogState(container, pinned) {
   const previous = seen.find((c) => BigInt(c.size) <= checkpoint.size);
   let growth = null;
   if (previous) {
+    const same = BigInt(previous.size) === checkpoint.size;
     try {
-      const proof = BigInt(previous.size) === checkpoint.size
+      const proof = same
         ? []
         : (await call("audit", `/v1/log/proof/consistency?first=${previous.size}&second=${checkpoint.size}`)).hashes.map((p) => fromBase64(p, "the consistency proof"));
       verifyConsistency(BigInt(previous.size), checkpoint.size, proof, fromBase64(previous.root, "a stored root"), checkpoint.root);
-      growth = message("ok", h("strong", {}, "✓ The log only grew"), ` since this browser last saw it at ${previous.size} entries (consistency proof checked).`);
+      growth = same
+        ? message("ok", h("strong", {}, "✓ Unchanged"), " since this browser first saw this checkpoint (", timeElement(previous.seen_at), ").")
+        : message("ok", h("strong", {}, "✓ The log only grew"), ` since this browser saw it at ${previous.size} entries (`, timeElement(previous.seen_at), "): its consistency proof checked.");
     } catch (err) {
-      growth = message("error", h("strong", {}, "✗ The log did not only grow"), ` since this browser saw it at ${previous.size} entries: ${sentenceOf(err)}`);
+      growth = message("error", h("strong", {}, "✗ The log was rewritten"), ` since this browser saw it at ${previous.size} entries (`, timeElement(previous.seen_at), `): ${sentenceOf(err)} Report it to your organisation's auditors.`);
     }
   }
   rememberCheckpoint(checkpoint);

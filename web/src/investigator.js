@@ -112,7 +112,8 @@ async function followSubmission(id, onStatus, alive) {
         report("received", "Received in full; the vault is checking and sealing it.");
       }
     } catch (err) {
-      report("waiting", `${sentenceOf(err)} Its status is asked again shortly.`);
+      if (!navigator.onLine) report("waiting", "This device is offline; its status is asked again when the network is back.");
+      else report("waiting", `${sentenceOf(err)} Its status is asked again shortly.`);
     }
     await sleep(delay);
     delay = Math.min(delay * 1.5, 5000);
@@ -168,8 +169,8 @@ class Submission {
   /** Hashes, uploads (resuming an earlier upload of the same file), then follows the seal. */
   async run({ identity, metadata, hashing, uploading }) {
     this.started = true;
-    this.title.disabled = true;
     const title = this.title.value.trim();
+    this.title.closest(".field").replaceWith(h("p", { class: "declared-title" }, title ? ["Title: ", title] : "No title given."));
     const declared = { ...metadata, filename: this.file.name };
     if (title) declared.title = title;
 
@@ -348,7 +349,6 @@ export function investigatorPage(identity) {
   const countLabel = () => {
     const waiting = pending.filter((s) => !s.started).length;
     submit.textContent = waiting > 1 ? `Upload ${waiting} files` : "Upload";
-    submit.disabled = waiting === 0;
   };
 
   files.addEventListener("change", () => {
@@ -366,6 +366,7 @@ export function investigatorPage(identity) {
     { class: "stack", novalidate: true },
     field("Case", caseInput, cases.length ? null : "You are not assigned any case; ask an administrator to assign you one."),
     field("Files", files, "Pick one or several. Each is hashed here before it is sent; nothing leaves this device unhashed."),
+    submissions,
     h(
       "fieldset",
       {},
@@ -375,7 +376,6 @@ export function investigatorPage(identity) {
       field("Notes", notes),
     ),
     problems,
-    submissions,
     submit,
   );
   const inputs = { caseInput, captured, lat, lon, notes };

@@ -36,6 +36,7 @@ function showSignIn(notice) {
     "form",
     {
       class: "stack",
+      novalidate: true,
       onsubmit: async (event) => {
         event.preventDefault();
         const cleaned = cleanToken(token.value);

@@ -143,8 +143,10 @@ export function prosecutorPage(identity) {
     { class: "search", role: "search", onsubmit: (event) => { event.preventDefault(); render(); } },
     field("Case", caseInput),
     field("Title or file name contains", text),
-    h("div", { class: "pair" }, field("Captured or received from", from), field("until", to)),
+    field("Date from", from),
+    field("Date until", to),
     field("SHA-256 begins with", hash),
+    h("p", { class: "hint search-hint" }, "Dates are when an item was captured or, where that is unknown, when it was received."),
   );
   load();
   return h("section", { class: "page prosecutor", "aria-labelledby": "prosecutor-title" }, h("h2", { id: "prosecutor-title" }, "Evidence of your cases"), form, results);
@@ -155,7 +157,7 @@ function verification(item) {
     const same = item.sha256 === item.declared_sha256;
     return message(same ? "ok" : "error",
       h("strong", {}, same ? "✓ Sealed" : "✗ Sealed with a different hash"),
-      ` on ${new Date(item.sealed_at).toLocaleString()}: `,
+      " on ", timeElement(item.sealed_at), ": ",
       same
         ? "the bytes read back at seal matched the SHA-256 the investigator's device declared, and they are locked against change. "
         : "the SHA-256 read back differs from the declared one. ",
@@ -267,6 +269,7 @@ function downloadDialog(item) {
     "form",
     {
       class: "stack",
+      novalidate: true,
       onsubmit: async (event) => {
         event.preventDefault();
         const stated = purpose.value.trim();

@@ -1,13 +1,13 @@
 // An item's custody timeline, each event marked after its inclusion proof was checked here
 // against the signed checkpoint and the pinned log key.
 
-import { call, sentenceOf } from "./api.js";
+import { asSentence, call, sentenceOf } from "./api.js";
 import { h, message, replace, timeElement } from "./dom.js";
 import { checkChain, toBase64 } from "./ledger.js";
 
 const ACTIONS = {
   submitted: "Submitted",
-  received: "Received in full by intake",
+  received: "Received in full at intake",
   sealed: "Sealed in the vault",
   rejected: "Rejected by the vault",
   accessed: "File read",
@@ -41,18 +41,19 @@ function eventItem(event, verdict) {
   const facts = [`log entry ${event.index}`, `event ${entry.item_seq ?? "?"} of this item`];
   if (custody.size !== undefined && custody.size !== null) facts.push(`${custody.size} bytes`);
   if (custody.commitments && Object.keys(custody.commitments).length) {
-    facts.push(`sealed: ${Object.keys(custody.commitments).sort().join(", ")}`);
+    facts.push(`committed, not shown: ${Object.keys(custody.commitments).sort().join(", ")}`);
   }
   return h(
     "li",
     { class: `event ${verdict ? (verdict.ok ? "ok" : "bad") : ""}`, dataset: { action: custody.action ?? "", index: event.index } },
     markOf(verdict),
     h("div", { class: "event-body" },
-      h("p", { class: "event-title" }, h("strong", {}, ACTIONS[custody.action] ?? custody.action ?? "Unknown event"), " by ", actorOf(custody)),
+      h("p", { class: "event-title" }, h("strong", {}, ACTIONS[custody.action] ?? custody.action ?? "Unknown event")),
+      h("p", { class: "event-actor" }, "By ", actorOf(custody)),
       h("p", { class: "event-time" }, timeElement(custody.time), custody.time && entry.logged_at ? " · logged " : "", timeElement(entry.logged_at)),
       h("p", { class: "event-facts" }, facts.join(" · ")),
       custody.sha256 ? h("p", { class: "event-facts" }, "SHA-256 ", h("code", { class: "wrap" }, custody.sha256)) : null,
-      verdict && !verdict.ok ? h("p", { class: "problem-text" }, verdict.problem) : null,
+      verdict && !verdict.ok ? h("p", { class: "problem-text" }, asSentence(verdict.problem)) : null,
       verdict?.caveat ? h("p", { class: "event-facts" }, `Note: ${verdict.caveat}.`) : null,
     ),
   );

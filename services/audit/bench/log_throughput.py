@@ -123,8 +123,9 @@ def _publisher(key_folder: str, namespace: str, count: int, started: multiproces
     asyncio.run(publish())
 
 
-async def end_to_end(settings: Settings, count: int, batch_size: int) -> dict[str, float]:
-    """Publish ``count`` events from another process while the sequencer runs here."""
+async def end_to_end(settings: Settings, count: int, batch_size: int, prefill: bool = False) -> dict[str, float]:
+    """Publish ``count`` events from another process while the sequencer runs here; with
+    ``prefill``, publish them all first and time the sequencer alone draining the stream."""
     engine = make_engine(settings, "audit")
     nc = await nats.connect(NATS_URL)
     js = nc.jetstream()
@@ -137,20 +138,29 @@ async def end_to_end(settings: Settings, count: int, batch_size: int) -> dict[st
         trusted_keys=TrustedKeys(lambda: trusted_service_keys(settings)),
         batch_size=batch_size,
     )
-    task = asyncio.create_task(sequencer.run(js))
-    while sequencer.size < 1:  # audit's own key announcement
-        await asyncio.sleep(0.05)
     times: multiprocessing.Queue = multiprocessing.get_context("spawn").Queue()
     publisher = multiprocessing.get_context("spawn").Process(
         target=_publisher, args=(str(settings.key_folder), settings.nats_namespace, count, times)
     )
-    publisher.start()
-    first_publish = await asyncio.to_thread(times.get)
+    if prefill:
+        publisher.start()
+        first_publish = await asyncio.to_thread(times.get)
+        last_publish = await asyncio.to_thread(times.get)
+        publisher.join()
+        started = time.time()
+        task = asyncio.create_task(sequencer.run(js))
+    else:
+        task = asyncio.create_task(sequencer.run(js))
+        while sequencer.size < 1:  # audit's own key announcement
+            await asyncio.sleep(0.05)
+        publisher.start()
+        started = first_publish = await asyncio.to_thread(times.get)
     while sequencer.size < count + 1:
         await asyncio.sleep(0.01)
     logged = time.time()
-    last_publish = await asyncio.to_thread(times.get)
-    publisher.join()
+    if not prefill:
+        last_publish = await asyncio.to_thread(times.get)
+        publisher.join()
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     async with engine.connect() as conn:
@@ -161,8 +171,8 @@ async def end_to_end(settings: Settings, count: int, batch_size: int) -> dict[st
     assert sequencer.stats.rejected == 0
     return {
         "events": count,
-        "seconds": logged - first_publish,
-        "rate": count / (logged - first_publish),
+        "seconds": logged - started,
+        "rate": count / (logged - started),
         "publish_rate": count / (last_publish - first_publish),
         "checkpoints": sequencer.stats.checkpoints,
     }
@@ -205,16 +215,18 @@ def fill_synthetic(settings: Settings, count: int) -> None:
 
     tree = CompactRange()
     moment = datetime.now(UTC)
-    with psycopg.connect(settings.database_url) as conn:
+    # One COPY per connection: a connection carries one COPY at a time.
+    with psycopg.connect(settings.database_url) as conn, psycopg.connect(settings.database_url) as node_conn:
         with conn.cursor().copy(
             "COPY log_leaves (idx, event_id, service, action, leaf, leaf_hash, logged_at) FROM STDIN"
-        ) as leaves_copy, conn.cursor().copy("COPY log_nodes (level, idx, hash) FROM STDIN") as nodes_copy:
+        ) as leaves_copy, node_conn.cursor().copy("COPY log_nodes (level, idx, hash) FROM STDIN") as nodes_copy:
             for index in range(count):
                 leaf = b'{"synthetic":' + str(index).encode() + b"}"
                 digest = leaf_hash(leaf)
                 leaves_copy.write_row((index, f"synthetic-{index}", "bench", "synthetic", leaf, digest, moment))
                 for node, node_digest in tree.append(digest):
                     nodes_copy.write_row((node.level, node.index, node_digest))
+        node_conn.commit()
         key = load_or_create_private_key(settings.key_folder / LOG_KEY_FILE)
         note = sign_checkpoint(Checkpoint(settings.log_origin, count, tree.root()), key)
         conn.execute(
@@ -224,11 +236,19 @@ def fill_synthetic(settings: Settings, count: int) -> None:
         conn.commit()
 
 
-async def _main(args: argparse.Namespace) -> None:
+def _proof_line(latency: dict[str, float]) -> str:
+    return (
+        f"proofs at {latency['size']:,} entries: inclusion p50 {latency['inclusion_p50_ms']:.2f} ms "
+        f"p95 {latency['inclusion_p95_ms']:.2f} ms; consistency p50 {latency['consistency_p50_ms']:.2f} ms "
+        f"p95 {latency['consistency_p95_ms']:.2f} ms"
+    )
+
+
+async def _with_fresh_log(home: Path, action):  # type: ignore[no-untyped-def]
+    """Run ``action(settings)`` on a fresh database and NATS namespace, removed after."""
     namespace = f"bench{uuid.uuid4().hex[:8]}"
     topology = Topology(namespace)
     url = create_database()
-    home = Path(tempfile.mkdtemp(prefix="custody-bench-"))
     settings = Settings(home=home, database_url=url, nats_url=NATS_URL, nats_namespace=namespace,
                         log_origin="custody.bench/log")
     for service in ("intake", "evidence", "audit"):
@@ -237,40 +257,47 @@ async def _main(args: argparse.Namespace) -> None:
     await provision(nc.jetstream(), topology)
     try:
         await asyncio.to_thread(run_migrations, settings, "audit", MIGRATIONS)
-        baseline = await single_row_rate(settings)
-        print(f"single-row INSERT+COMMIT: {baseline:,.0f} rows/s")
-        result = await end_to_end(settings, args.events, args.batch)
-        print(
-            f"end to end, publish → signed checkpoint: {result['events']:,} events in {result['seconds']:.1f} s "
-            f"= {result['rate']:,.0f} events/s ({result['rate'] / baseline:.1f}× single-row; "
-            f"publisher alone {result['publish_rate']:,.0f}/s; {result['checkpoints']} checkpoints)"
-        )
-        latency = await proof_latency(settings)
-        print(
-            f"proofs at {latency['size']:,} entries: inclusion p50 {latency['inclusion_p50_ms']:.2f} ms "
-            f"p95 {latency['inclusion_p95_ms']:.2f} ms; consistency p50 {latency['consistency_p50_ms']:.2f} ms "
-            f"p95 {latency['consistency_p95_ms']:.2f} ms"
-        )
+        return await action(settings)
     finally:
         await remove(nc.jetstream(), topology)
         await nc.close()
         drop_database(url)
+
+
+async def _main(args: argparse.Namespace) -> None:
+    home = Path(tempfile.mkdtemp(prefix="custody-bench-"))
+
+    async def live(settings: Settings) -> float:
+        baseline = await single_row_rate(settings)
+        print(f"single-row INSERT+COMMIT: {baseline:,.0f} rows/s", flush=True)
+        result = await end_to_end(settings, args.events, args.batch)
+        print(
+            f"end to end, publish → signed checkpoint: {result['events']:,} events in {result['seconds']:.1f} s "
+            f"= {result['rate']:,.0f} events/s ({result['rate'] / baseline:.1f}× single-row; "
+            f"publisher alone {result['publish_rate']:,.0f}/s; {result['checkpoints']} checkpoints)",
+            flush=True,
+        )
+        print(_proof_line(await proof_latency(settings)), flush=True)
+        return baseline
+
+    async def drain(settings: Settings) -> None:
+        result = await end_to_end(settings, args.events, args.batch, prefill=True)
+        print(
+            f"sequencer alone draining a full stream: {result['events']:,} events in {result['seconds']:.1f} s "
+            f"= {result['rate']:,.0f} events/s ({result['checkpoints']} checkpoints)",
+            flush=True,
+        )
+
+    async def million(settings: Settings) -> None:
+        started = time.perf_counter()
+        await asyncio.to_thread(fill_synthetic, settings, 1_000_000)
+        print(f"filled 1,000,000 synthetic entries in {time.perf_counter() - started:.0f} s", flush=True)
+        print(_proof_line(await proof_latency(settings)), flush=True)
+
+    await _with_fresh_log(home, live)
+    await _with_fresh_log(home, drain)
     if args.million:
-        url = create_database()
-        try:
-            settings = settings.model_copy(update={"database_url": url})
-            await asyncio.to_thread(run_migrations, settings, "audit", MIGRATIONS)
-            started = time.perf_counter()
-            await asyncio.to_thread(fill_synthetic, settings, 1_000_000)
-            print(f"filled 1,000,000 synthetic entries in {time.perf_counter() - started:.0f} s")
-            latency = await proof_latency(settings)
-            print(
-                f"proofs at {latency['size']:,} entries: inclusion p50 {latency['inclusion_p50_ms']:.2f} ms "
-                f"p95 {latency['inclusion_p95_ms']:.2f} ms; consistency p50 {latency['consistency_p50_ms']:.2f} ms "
-                f"p95 {latency['consistency_p95_ms']:.2f} ms"
-            )
-        finally:
-            drop_database(url)
+        await _with_fresh_log(home, million)
 
 
 def main() -> None:

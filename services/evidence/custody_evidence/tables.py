@@ -17,6 +17,7 @@ from sqlalchemy import (
     Text,
 )
 
+from custody_common.announcement import announced_keys_table
 from custody_common.outbox import outbox_table
 
 metadata = MetaData()
@@ -75,13 +76,7 @@ set_aside_submissions = Table(
     Column("set_aside_at", DateTime(timezone=True), nullable=False),
 )
 
-announced_keys = Table(
-    "announced_keys",
-    metadata,
-    Column("key_id", String(64), primary_key=True),
-    Column("event_id", String(36), nullable=False),
-    Column("announced_at", DateTime(timezone=True), nullable=False),
-)
+announced_keys = announced_keys_table(metadata)
 
 case_holds = Table(
     "case_holds",

@@ -16,15 +16,15 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from custody_common.announcement import announce_signing_key
 from custody_common.bus import Topology, connect
 from custody_common.db import make_engine, session_factory
 from custody_common.keys import key_provider, service_signing_key
 from custody_common.objectstore import ObjectStore, ObjectStoreUnavailable, open_object_store
 from custody_common.outbox import EventEmitter, OutboxRelay
 from custody_common.web import create_app, standard_checks
-from custody_intake.announcement import announce_signing_key
 from custody_intake.settings import IntakeSettings
-from custody_intake.tables import outbox
+from custody_intake.tables import announced_keys, outbox
 from custody_intake.uploads.endpoints import UPLOADS, router
 from custody_intake.uploads.errors import UploadError
 from custody_intake.uploads.protocol import TUS_VERSION
@@ -81,7 +81,7 @@ def create_intake_app(settings: IntakeSettings) -> FastAPI:
         relay = OutboxRelay(sessions, outbox, nc.jetstream())
         emitter = EventEmitter("intake", signing_key, topology, outbox)
         executor = ThreadPoolExecutor(max_workers=settings.part_writers, thread_name_prefix="part-writer")
-        await announce_signing_key(sessions, emitter, signing_key)
+        await announce_signing_key(sessions, emitter, signing_key, announced_keys)
         app.state.uploads = UploadService(
             settings=settings,
             sessions=sessions,

@@ -22,6 +22,7 @@ from sqlalchemy import (
     Uuid,
 )
 
+from custody_common.announcement import announced_keys_table
 from custody_common.outbox import outbox_table
 
 
@@ -83,13 +84,6 @@ parts = Table(
     PrimaryKeyConstraint("evidence_id", "part_index", name="parts_pkey"),
 )
 
-announced_keys = Table(
-    "announced_keys",
-    metadata,
-    Column("key_id", String(64), primary_key=True),
-    Column("public_key", String(64), nullable=False),
-    Column("event_id", String(64), nullable=False),
-    Column("announced_at", UtcDateTime, nullable=False),
-)
+announced_keys = announced_keys_table(metadata)
 
 outbox = outbox_table(metadata)

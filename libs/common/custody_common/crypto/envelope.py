@@ -65,6 +65,7 @@ class LocalKeyFile:
 
     def _load(self) -> None:
         try:
+            self._mtime = self._path.stat().st_mtime_ns
             doc = json.loads(self._path.read_text())
             self._current = doc["current"]
             self._keys = {k: base64.b64decode(v) for k, v in doc["keys"].items()}
@@ -88,7 +89,16 @@ class LocalKeyFile:
         """Every KEK version still held."""
         return list(self._keys)
 
+    def _refresh(self) -> None:
+        """Pick up a rotation made by another process (``rotate-kek``) since we last read."""
+        try:
+            if self._path.stat().st_mtime_ns != self._mtime:
+                self._load()
+        except OSError as exc:
+            raise ConfigurationError(f"KEK file {self._path} is unreadable: {exc}") from exc
+
     def wrap(self, dek: bytes, context: bytes) -> WrappedKey:
+        self._refresh()
         nonce = os.urandom(12)
         ct = AESGCM(self._keys[self._current]).encrypt(nonce, dek, context)
         return WrappedKey(kek_id=self._current, ciphertext=_b64(nonce + ct))

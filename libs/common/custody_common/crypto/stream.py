@@ -59,7 +59,7 @@ class PartEncryptor:
         """The part's header, to be stored before the first segment."""
         return self._header
 
-    def _seal(self, segment: bytes, last: bool) -> bytes:
+    def _seal(self, segment: bytes | bytearray | memoryview, last: bool) -> bytes:
         if self._counter >= 2**32 - 1:
             raise ValueError("part too large for one STREAM")
         out = self._aead.encrypt(_nonce(self._prefix, self._counter, last), segment, self._ad)
@@ -69,12 +69,22 @@ class PartEncryptor:
     def update(self, data: bytes) -> bytes:
         """Ciphertext of every segment completed by ``data``; the last full one is held back."""
         self.plaintext_size += len(data)
-        self._pending += data
+        view = memoryview(data)
         out = []
         # Keep at least one byte pending: only finalize() knows which segment is last.
-        while len(self._pending) > SEGMENT:
-            out.append(self._seal(bytes(self._pending[:SEGMENT]), last=False))
-            del self._pending[:SEGMENT]
+        if self._pending:
+            need = SEGMENT - len(self._pending)
+            if len(view) <= need:
+                self._pending += view
+                return b""
+            self._pending += view[:need]
+            view = view[need:]
+            out.append(self._seal(self._pending, last=False))
+            self._pending.clear()
+        while len(view) > SEGMENT:
+            out.append(self._seal(view[:SEGMENT], last=False))
+            view = view[SEGMENT:]
+        self._pending += view
         return b"".join(out)
 
     def finalize(self) -> bytes:
@@ -111,7 +121,7 @@ class PartDecryptor:
         self._pending = bytearray()
         self.finished = False
 
-    def _open(self, segment: bytes, last: bool) -> bytes:
+    def _open(self, segment: bytes | bytearray | memoryview, last: bool) -> bytes:
         try:
             return self._aead.decrypt(_nonce(self._prefix, self._counter, last), segment, self._ad)
         except InvalidTag:
@@ -123,13 +133,26 @@ class PartDecryptor:
         """Plaintext of every full segment in ``data`` (the one that may be last is held back)."""
         if self.finished and data:
             raise IntegrityError("data found after the last segment")
-        self._pending += data
         full = SEGMENT + TAG
-        while len(self._pending) > full:
-            chunk = bytes(self._pending[:full])
-            del self._pending[:full]
-            yield self._open(chunk, last=False)
+        view = memoryview(data)
+        # Decrypt straight from the caller's buffer; only a segment split across calls is copied.
+        if self._pending:
+            need = full - len(self._pending)
+            if len(view) <= need:
+                self._pending += view
+                return
+            self._pending += view[:need]
+            view = view[need:]
+            segment = self._open(self._pending, last=False)
+            self._pending.clear()
             self._counter += 1
+            yield segment
+        while len(view) > full:
+            segment = self._open(view[:full], last=False)
+            view = view[full:]
+            self._counter += 1
+            yield segment
+        self._pending += view
 
     def finalize(self, expect_last: bool = True) -> bytes:
         """The remaining segment; with ``expect_last`` it must carry the last flag."""

@@ -28,3 +28,9 @@ def test_wrapped_key_is_bound_to_its_item(tmp_path) -> None:
     wrapped = provider.wrap(new_data_key(), b"item-1")
     with pytest.raises(IntegrityError):
         provider.unwrap(wrapped, b"item-2")
+
+
+def test_a_rotation_by_another_process_is_used_for_new_wraps(tmp_path) -> None:
+    running = LocalKeyFile(tmp_path / "kek.json")
+    LocalKeyFile(tmp_path / "kek.json").rotate()
+    assert running.wrap(new_data_key(), b"item-1").kek_id == "local-2"

@@ -188,19 +188,24 @@ class Sequencer:
                 await judged_batches.put((messages, judged))
 
         judging = asyncio.create_task(judge_batches(), name="custody-log-admission")
+        next_batch: asyncio.Future[tuple[list[Msg], Judged]] | None = None
         try:
             while True:
                 next_batch = asyncio.ensure_future(judged_batches.get())
                 await asyncio.wait({next_batch, judging}, return_when=asyncio.FIRST_COMPLETED)
                 if not next_batch.done():
-                    next_batch.cancel()
                     judging.result()  # re-raises what stopped the pulling
                     raise ConnectionError("the events stream ended")
                 messages, judged = next_batch.result()
+                next_batch = None  # taken: _commit acknowledges or naks it
                 await self._commit(conn, messages, judged)
         finally:
-            judging.cancel()
-            await asyncio.gather(judging, return_exceptions=True)
+            for task in (judging, next_batch):
+                if task is not None:
+                    task.cancel()
+            await asyncio.gather(*(t for t in (judging, next_batch) if t is not None), return_exceptions=True)
+            if next_batch is not None and next_batch.done() and not next_batch.cancelled():
+                await _nak(next_batch.result()[0])
             while not judged_batches.empty():
                 await _nak(judged_batches.get_nowait()[0])
 

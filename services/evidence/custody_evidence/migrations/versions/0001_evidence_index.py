@@ -77,7 +77,7 @@ def upgrade() -> None:
     op.create_table(
         "announced_keys",
         sa.Column("key_id", sa.String(64), primary_key=True),
-        sa.Column("event_id", sa.String(36), nullable=False),
+        sa.Column("event_id", sa.String(64), nullable=False),
         sa.Column("announced_at", sa.DateTime(timezone=True), nullable=False),
     )
     op.create_table(

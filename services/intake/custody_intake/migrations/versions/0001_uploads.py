@@ -52,7 +52,6 @@ def upgrade() -> None:
     op.create_table(
         "announced_keys",
         sa.Column("key_id", sa.String(64), primary_key=True),
-        sa.Column("public_key", sa.String(64), nullable=False),
         sa.Column("event_id", sa.String(64), nullable=False),
         sa.Column("announced_at", moment, nullable=False),
     )
