@@ -1,295 +1,143 @@
-"""Intake's receiving rate against a bare endpoint, and intake's memory, over loopback.
+"""Intake's receiving rate beside a bare endpoint on the same server stack that only hashes the
+body (SHA-256) and writes it to the same store.
 
-    .venv/bin/python bench/intake_throughput.py [--size-mib 1024] [--patch-mib 0] [--store DIR]
-
-Starts a real ``custody-intake`` (SQLite, a local folder as object store, the NATS at
-``CUSTODY_NATS_URL`` or 127.0.0.1:4222 under a fresh namespace) and a bare FastAPI/uvicorn
-endpoint that only hashes the body (SHA-256) and writes it to the same kind of store. Sends the
-same bytes to both, as one PATCH (``--patch-mib 0``) or as PATCHes of that many MiB, and
-prints the rates (median of alternating rounds), their ratio (target ≥ 0.7) and intake's peak
-RSS after a small and after the large upload (flat memory: the two are close).
+Both are sent the same bytes by the same plain HTTP sender, in requests of the same size: tus
+PATCHes of the ``custody`` client's chunk size to intake (each becomes one encrypted stored part),
+PUTs of that size to the bare endpoint (each becomes one stored object). The sender works from a
+pattern in memory, so neither side waits for a disk read; the upload's SHA-256 is computed
+before the clock starts. After each intake run the vault's seal of the upload is waited for,
+untimed, so its read pass does not overlap the next measurement.
 """
 
 from __future__ import annotations
 
-import argparse
 import base64
 import hashlib
 import http.client
-import json
 import os
-import shutil
-import signal
-import statistics
-import socket
-import subprocess
-import sys
-import tempfile
 import time
 import uuid
-from pathlib import Path
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from bench.deployments import Deployment
+from bench.figures import Runs
+from bench.ingest import CASE, wait_sealed
+from bench.processes import BareServer
+from custody_client.tus import DEFAULT_CHUNK_SIZE
 
 MIB = 1024 * 1024
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
-PATTERN = os.urandom(64 * MIB)
-
-BARE_APP = """
-import asyncio, hashlib, queue, sys, uuid
-from pathlib import Path
-import uvicorn
-from fastapi import FastAPI, Request
-from custody_common.objectstore.local import LocalFolderStore
-
-store = LocalFolderStore(Path(sys.argv[2]))
-app = FastAPI()
-_END = object()
+_PATTERN = os.urandom(64 * MIB)
 
 
-@app.put("/bare")
-async def bare(request: Request) -> dict:
-    digest = hashlib.sha256()
-    blocks: queue.Queue = queue.Queue(maxsize=8)
+@dataclass(frozen=True)
+class IntakeResult:
+    """Receiving rates in MiB/s (plaintext bytes over the seconds from the first request to the
+    last answer)."""
 
-    def chunks():
-        while (block := blocks.get()) is not _END:
-            yield block
-
-    loop = asyncio.get_running_loop()
-    writer = loop.run_in_executor(None, store.put, f"bare/{uuid.uuid4()}", chunks())
-    pending, size = [], 0
-    async for chunk in request.stream():
-        digest.update(chunk)
-        pending.append(chunk)
-        size += len(chunk)
-        if size >= 1 << 20:
-            block, pending, size = b"".join(pending), [], 0
-            try:
-                blocks.put_nowait(block)
-            except queue.Full:
-                await loop.run_in_executor(None, blocks.put, block)
-    if pending:
-        await loop.run_in_executor(None, blocks.put, b"".join(pending))
-    await loop.run_in_executor(None, blocks.put, _END)
-    info = await writer
-    return {"sha256": digest.hexdigest(), "stored": info.size}
+    intake: Runs
+    bare: Runs
+    request_bytes: int
 
 
-uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
-"""
+def measure_intake(deployment: Deployment, bare: BareServer, size: int, rounds: int, request_bytes: int = DEFAULT_CHUNK_SIZE) -> IntakeResult:
+    """``rounds`` alternating uploads of ``size`` bytes to intake and to the bare endpoint."""
+    stack = deployment.stack
+    investigator = stack.token("bench-investigator", ["investigator"], [CASE])
+    vault = stack.client("evidence", investigator)
+    sha256 = _pattern_sha256(size)
+    intake_runs: list[float] = []
+    bare_runs: list[float] = []
+    store = deployment.store()
+    try:
+        for _ in range(rounds):
+            os.sync()
+            seconds, evidence_id = _upload_to_intake(stack.url("intake"), investigator, size, sha256, request_bytes)
+            intake_runs.append(size / MIB / seconds)
+            wait_sealed(vault, evidence_id)
+            os.sync()
+            seconds, names = _put_to_bare(bare.url, size, request_bytes)
+            bare_runs.append(size / MIB / seconds)
+            for name in names:
+                store.delete(f"bare/{name}")
+    finally:
+        vault.close()
+    return IntakeResult(Runs.of(intake_runs, "MiB/s"), Runs.of(bare_runs, "MiB/s"), request_bytes)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _connection(url: str) -> http.client.HTTPConnection:
+    parts = urlsplit(url)
+    return http.client.HTTPConnection(parts.hostname, parts.port, timeout=600)
 
 
-def wait_listening(port: int, process: subprocess.Popen[bytes], path: str = "/readyz") -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}")
-        try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            connection.request("GET", path)
-            if connection.getresponse().status < 500:
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError("server did not start")
-
-
-def send(port: int, method: str, path: str, size: int, headers: dict[str, str]) -> http.client.HTTPResponse:
-    """Send ``size`` bytes of the pattern as one request body, 1 MiB per write."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+def _send(connection: http.client.HTTPConnection, method: str, path: str, start: int, length: int, headers: dict[str, str]) -> http.client.HTTPResponse:
+    """Send the pattern's bytes [start, start+length) as one request body, 1 MiB per write."""
     connection.putrequest(method, path)
-    for name, value in {**headers, "Content-Length": str(size)}.items():
+    for name, value in {**headers, "Content-Length": str(length)}.items():
         connection.putheader(name, value)
     connection.endheaders()
-    view = memoryview(PATTERN)
-    sent = 0
-    while sent < size:
-        start = sent % len(PATTERN)
-        piece = view[start : start + min(MIB, size - sent, len(PATTERN) - start)]
+    view = memoryview(_PATTERN)
+    position = start
+    while position < start + length:
+        offset = position % len(_PATTERN)
+        piece = view[offset : offset + min(MIB, start + length - position, len(_PATTERN) - offset)]
         connection.send(piece)
-        sent += len(piece)
+        position += len(piece)
     response = connection.getresponse()
     response.read()
     return response
 
 
-def pattern_sha256(size: int) -> str:
+def _pattern_sha256(size: int) -> str:
     digest = hashlib.sha256()
-    for offset in range(0, size, len(PATTERN)):
-        digest.update(PATTERN[: min(len(PATTERN), size - offset)])
+    for offset in range(0, size, len(_PATTERN)):
+        digest.update(_PATTERN[: min(len(_PATTERN), size - offset)])
     return digest.hexdigest()
 
 
-def peak_rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def range_checksum(start: int, length: int) -> str:
-    """``Upload-Checksum`` of the pattern bytes [start, start+length)."""
-    digest = hashlib.sha256()
-    view = memoryview(PATTERN)
-    position = start
-    while position < start + length:
-        offset = position % len(PATTERN)
-        piece = view[offset : offset + min(len(PATTERN) - offset, start + length - position)]
-        digest.update(piece)
-        position += len(piece)
-    return "sha256 " + base64.b64encode(digest.digest()).decode()
-
-
-def upload_to_intake(port: int, token: str, size: int, patch_bytes: int, checksums: bool) -> float:
-    """Seconds to create an upload of ``size`` bytes and PATCH all of it (checksums computed
-    beforehand, outside the timing)."""
-    meta = {"case": "BENCH-1", "filename": "bench.bin", "sha256": pattern_sha256(size)}
-    encoded = ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in meta.items())
+def _upload_to_intake(url: str, token: str, size: int, sha256: str, request_bytes: int) -> tuple[float, str]:
+    """Seconds to create a tus upload of ``size`` bytes and PATCH all of it; and its evidence id."""
+    metadata = {"case": CASE, "filename": "bench.bin", "sha256": sha256}
+    encoded = ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in metadata.items())
     auth = {"Authorization": f"Bearer {token}", "Tus-Resumable": "1.0.0"}
-    step = patch_bytes or size
-    sums = (
-        {start: range_checksum(start, min(step, size - start)) for start in range(0, size, step)} if checksums else {}
-    )
-    started = time.perf_counter()
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    connection.request("POST", "/v1/uploads", headers={**auth, "Upload-Length": str(size), "Upload-Metadata": encoded})
-    created = connection.getresponse()
-    created.read()
-    assert created.status == 201, created.status
-    path = "/v1/uploads/" + created.getheader("Location").rsplit("/", 1)[1]
-    offset = 0
-    while offset < size:
-        length = min(patch_bytes or size, size - offset)
-        headers = {**auth, "Upload-Offset": str(offset), "Content-Type": "application/offset+octet-stream"}
-        if checksums:
-            headers["Upload-Checksum"] = sums[offset]
-        response = send(port, "PATCH", path, length, headers)
-        assert response.status == 204, response.status
-        offset = int(response.getheader("Upload-Offset"))
-    return time.perf_counter() - started
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size-mib", type=int, default=1024)
-    parser.add_argument("--patch-mib", type=int, default=0, help="0: the whole file in one PATCH")
-    parser.add_argument("--checksum", action="store_true", help="send Upload-Checksum (sha256) with each PATCH")
-    parser.add_argument("--rounds", type=int, default=3, help="runs of each side, alternating; medians compared")
-    parser.add_argument("--store", type=Path, default=None, help="folder for both stores (default: a temporary one)")
-    parser.add_argument("--profile", action="store_true", help="record intake with py-spy (flame graph SVG)")
-    args = parser.parse_args()
-    size = args.size_mib * MIB
-    if args.profile and not (BIN / "py-spy").exists():
-        parser.error("--profile needs py-spy in the environment: uv add --group dev py-spy")
-
-    sys.path.insert(0, str(ROOT))
-    from custody_common.auth import mint_token
-    from custody_common.keys import token_signing_key
-    from custody_common.settings import Settings
-    from tests.support.nats import NATS_URL, provision_namespace, remove_namespace
-
-    work = Path(tempfile.mkdtemp(prefix="intake-bench-", dir=args.store))
-    namespace = f"bench{uuid.uuid4().hex[:8]}"
-    nats_url = os.environ.get("CUSTODY_NATS_URL", NATS_URL)
-    provision_namespace(nats_url, namespace)
-    home = work / "home"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CUSTODY_")}
-    env.update(
-        CUSTODY_HOME=str(home),
-        CUSTODY_NATS_URL=nats_url,
-        CUSTODY_NATS_NAMESPACE=namespace,
-        CUSTODY_MAX_UPLOAD_SIZE=str(max(size, 64 * MIB)),
-    )
-    home.mkdir(parents=True)
-    intake_port, bare_port = free_port(), free_port()
-    processes: list[subprocess.Popen[bytes]] = []
-    figures: dict[str, object] = {
-        "size_MiB": args.size_mib,
-        "patch_MiB": args.patch_mib or args.size_mib,
-        "checksum": args.checksum,
-    }
+    connection = _connection(url)
     try:
-        intake = subprocess.Popen(
-            [str(BIN / "custody-intake"), "--port", str(intake_port)],
-            env=env,
-            stdout=open(work / "intake.log", "wb"),
-            stderr=subprocess.STDOUT,
-        )
-        processes.append(intake)
-        bare = subprocess.Popen(
-            [sys.executable, "-c", BARE_APP, str(bare_port), str(work / "bare-objects")],
-            env=env,
-            stdout=open(work / "bare.log", "wb"),
-            stderr=subprocess.STDOUT,
-        )
-        processes.append(bare)
-        wait_listening(intake_port, intake)
-        wait_listening(bare_port, bare, "/docs")
-        settings = Settings(home=home)
-        token = mint_token(token_signing_key(settings), settings, "bench", ["investigator"], ["BENCH-1"])
-
-        upload_to_intake(intake_port, token, 64 * MIB, args.patch_mib * MIB, args.checksum)
-        figures["intake_peak_rss_after_64MiB_MiB"] = round(peak_rss_mib(intake.pid), 1)
-
-        spy = None
-        if args.profile:
-            spy = subprocess.Popen(
-                [
-                    str(BIN / "py-spy"),
-                    "record",
-                    "--pid",
-                    str(intake.pid),
-                    "--threads",
-                    "--output",
-                    str(ROOT / "bench" / "intake-profile.svg"),
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.STDOUT,
-            )
-            time.sleep(1)
-        intake_runs, bare_runs = [], []
-        for _ in range(args.rounds):
-            # Flush the previous run's writes first, so neither side pays for the other's.
-            os.sync()
-            intake_runs.append(upload_to_intake(intake_port, token, size, args.patch_mib * MIB, args.checksum))
-            os.sync()
-            started = time.perf_counter()
-            answer = send(bare_port, "PUT", "/bare", size, {"Content-Type": "application/octet-stream"})
-            bare_runs.append(time.perf_counter() - started)
-            assert answer.status == 200
-            for folder in (home / "objects" / "evidence", work / "bare-objects" / "bare"):
-                shutil.rmtree(folder, ignore_errors=True)
-        if spy is not None:
-            spy.send_signal(signal.SIGINT)
-            spy.wait(60)
-        figures["intake_peak_rss_after_large_MiB"] = round(peak_rss_mib(intake.pid), 1)
-        figures["bare_peak_rss_MiB"] = round(peak_rss_mib(bare.pid), 1)
-        intake_seconds, bare_seconds = statistics.median(intake_runs), statistics.median(bare_runs)
-        figures["intake_MiB_per_s_runs"] = [round(args.size_mib / t, 1) for t in intake_runs]
-        figures["bare_MiB_per_s_runs"] = [round(args.size_mib / t, 1) for t in bare_runs]
-        figures["intake_MiB_per_s"] = round(args.size_mib / intake_seconds, 1)
-        figures["bare_MiB_per_s"] = round(args.size_mib / bare_seconds, 1)
-        figures["ratio"] = round(bare_seconds / intake_seconds, 3)
-        figures["target_met"] = "yes" if bare_seconds / intake_seconds >= 0.7 else "no"
-        print(json.dumps(figures, indent=2))
+        started = time.perf_counter()
+        connection.request("POST", "/v1/uploads", headers={**auth, "Upload-Length": str(size), "Upload-Metadata": encoded})
+        created = connection.getresponse()
+        created.read()
+        if created.status != 201:
+            raise RuntimeError(f"intake answered {created.status} to the upload's creation")
+        evidence_id = created.getheader("Location", "").rstrip("/").rsplit("/", 1)[-1]
+        path = f"/v1/uploads/{evidence_id}"
+        offset = 0
+        while offset < size:
+            length = min(request_bytes, size - offset)
+            headers = {**auth, "Upload-Offset": str(offset), "Content-Type": "application/offset+octet-stream"}
+            answer = _send(connection, "PATCH", path, offset, length, headers)
+            if answer.status != 204:
+                raise RuntimeError(f"intake answered {answer.status} to a PATCH at offset {offset}")
+            offset = int(answer.getheader("Upload-Offset", "0"))
+        return time.perf_counter() - started, evidence_id
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        remove_namespace(nats_url, namespace)
-        shutil.rmtree(work, ignore_errors=True)
+        connection.close()
 
 
-if __name__ == "__main__":
-    main()
+def _put_to_bare(url: str, size: int, request_bytes: int) -> tuple[float, list[str]]:
+    """Seconds to PUT ``size`` bytes to the bare endpoint in requests of ``request_bytes``;
+    and the names of the objects it stored."""
+    connection = _connection(url)
+    names = []
+    base = uuid.uuid4().hex
+    try:
+        started = time.perf_counter()
+        for offset in range(0, size, request_bytes):
+            name = f"{base}-{offset // request_bytes:05d}"
+            answer = _send(connection, "PUT", f"/bare/objects/{name}", offset, min(request_bytes, size - offset),
+                           {"Content-Type": "application/octet-stream"})
+            if answer.status != 200:
+                raise RuntimeError(f"the bare endpoint answered {answer.status}")
+            names.append(name)
+        return time.perf_counter() - started, names
+    finally:
+        connection.close()

@@ -380,6 +380,7 @@ def ride_out_outage(
         if not str(body.get("checks", {}).get(affected[service], "")).startswith("unavailable")
     }
     assert not unreported, f"/readyz answered 503 without naming the broken part ({affected}): {unreported}"
+    time.sleep(rng.uniform(3.0, 8.0))
     stream.pause()
     used = idle_use(stack, SERVICES)
     stream.resume()
@@ -418,6 +419,8 @@ class Recovery:
     acknowledged: int = 0
     orphaned_uploads: int = 0
     log_entries: int = 0
+    out_of_order: dict[str, list[str]] = field(default_factory=dict)
+    """Items whose events the log holds in another order than they happened."""
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -468,29 +471,64 @@ def _log_entries(audit: httpx.Client, size: int) -> list[dict[str, Any]]:
     return entries
 
 
-def _logged_with_access(audit: httpx.Client, key: LogKey, evidence_ids: set[str], timeout: float) -> list[dict[str, Any]]:
-    """Every log entry, once the log holds an ``accessed`` event of each of ``evidence_ids``."""
+def _logged(audit: httpx.Client, key: LogKey, evidence_ids: set[str], timeout: float) -> list[dict[str, Any]]:
+    """Every log entry, once the log holds each of :data:`ITEM_ACTIONS` for each of ``evidence_ids``."""
     deadline = time.monotonic() + timeout
     while True:
         response = audit.get("/v1/log/checkpoint")
         assert response.status_code == 200, response.text
         checkpoint = open_checkpoint(response.text, key)
         entries = _log_entries(audit, checkpoint.size)
-        accessed = {
-            e["entry"]["event"].get("evidence_id") for e in entries if e["entry"]["event"]["action"] == "accessed"
-        }
-        missing = evidence_ids - accessed
+        logged = defaultdict(set)
+        for e in entries:
+            event = e["entry"]["event"]
+            logged[event.get("evidence_id")].add(event["action"])
+        missing = {evidence_id: sorted(set(ITEM_ACTIONS) - logged[evidence_id]) for evidence_id in evidence_ids}
+        missing = {evidence_id: actions for evidence_id, actions in missing.items() if actions}
         if not missing:
             return entries
         if time.monotonic() > deadline:
-            raise AssertionError(f"{len(missing)} fetched items have no accessed event within {timeout}s: {sorted(missing)[:5]}")
+            raise AssertionError(
+                f"{len(missing)} items lack custody events after {timeout}s: {dict(sorted(missing.items())[:8])}"
+            )
         time.sleep(1)
 
 
-def _check_log(entries: list[dict[str, Any]], acknowledged: dict[str, Submission]) -> int:
+def wait_bus_settled(nats_urls: list[str], namespace: str, timeout: float) -> None:
+    """Until both durable consumers have delivered and seen acknowledged every message: no
+    redelivery is pending that could still change the log or the vault."""
+
+    async def settled() -> dict[str, tuple[int, int]]:
+        nc = await nats.connect(servers=nats_urls, connect_timeout=5)
+        try:
+            js = nc.jetstream(timeout=10)
+            topology = Topology(namespace)
+            found = {}
+            for stream, durable in (
+                (topology.events_stream, topology.audit_consumer),
+                (topology.submissions_stream, topology.sealer_consumer),
+            ):
+                info = await js.consumer_info(stream, durable)
+                found[durable] = (info.num_pending or 0, info.num_ack_pending or 0)
+            return found
+        finally:
+            await nc.close()
+
+    deadline = time.monotonic() + timeout
+    while True:
+        found = asyncio.run(settled())
+        if all(counts == (0, 0) for counts in found.values()):
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"messages still pending or unacknowledged after {timeout}s (pending, ack pending): {found}")
+        time.sleep(1)
+
+
+def _check_log(entries: list[dict[str, Any]], acknowledged: dict[str, Submission], recovery: Recovery) -> None:
     """The log holds, for each acknowledged item, exactly its four events once each, numbered and
     linked without gaps; besides them only each service's key announcement and the ``submitted``
-    of uploads whose creation a client repeated after a crash. Returns how many of those."""
+    of uploads whose creation a client repeated after a crash (counted in ``recovery``, with the
+    items whose events were logged in another order than they happened)."""
     ids = Counter(e["entry"]["event"]["id"] for e in entries)
     doubled = {event_id: n for event_id, n in ids.items() if n > 1}
     assert not doubled, f"events logged more than once: {doubled}"
@@ -518,6 +556,10 @@ def _check_log(entries: list[dict[str, Any]], acknowledged: dict[str, Submission
             continue
         if Counter(actions) != Counter(ITEM_ACTIONS):
             problems.append(f"{evidence_id} has events {actions}, expected each of {ITEM_ACTIONS} once")
+        elif actions != ITEM_ACTIONS:
+            # Each service's events reach the log in its own order; across services a delayed
+            # redelivery can put a later event first. Counted and shown, not failed.
+            recovery.out_of_order[evidence_id] = actions
         previous: bytes | None = None
         for number, e in enumerate(chain, start=1):
             if e["entry"]["item_seq"] != number:
@@ -537,7 +579,7 @@ def _check_log(entries: list[dict[str, Any]], acknowledged: dict[str, Submission
     if missing:
         problems.append(f"acknowledged items absent from the log: {sorted(missing)}")
     assert not problems, "custody log does not hold what happened:\n" + "\n".join(problems[:30])
-    return orphans
+    recovery.orphaned_uploads = orphans
 
 
 def _check_databases(stack: Stack, acknowledged: dict[str, Submission], timeout: float) -> None:
@@ -580,7 +622,11 @@ def _check_databases(stack: Stack, acknowledged: dict[str, Submission], timeout:
 
 
 def check_recovery(
-    stack: Stack, stream: SubmissionStream, folder: Path, checkpoints: Iterable[str] = ()
+    stack: Stack,
+    stream: SubmissionStream,
+    folder: Path,
+    checkpoints: Iterable[str] = (),
+    nats_urls: list[str] | None = None,
 ) -> Recovery:
     """Every check of the scenario's outcome (see the module docstring); returns what was found."""
     recovery = Recovery()
@@ -611,10 +657,13 @@ def check_recovery(
 
     with stack.client("audit", auditor) as audit:
         started = time.monotonic()
-        entries = _logged_with_access(audit, key, set(acknowledged), LOG_TIMEOUT)
+        _logged(audit, key, set(acknowledged), LOG_TIMEOUT)
         recovery.seconds["until_all_logged"] = time.monotonic() - started
+        wait_bus_settled(nats_urls or [stack.nats_url], stack.namespace, LOG_TIMEOUT)
+        recovery.seconds["until_bus_settled"] = time.monotonic() - started
+        entries = _logged(audit, key, set(acknowledged), 0)
         recovery.log_entries = len(entries)
-        recovery.orphaned_uploads = _check_log(entries, acknowledged)
+        _check_log(entries, acknowledged, recovery)
 
         for evidence_id in acknowledged:
             response = audit.get(f"/v1/custody/{evidence_id}")
@@ -650,6 +699,8 @@ def summary(name: str, stream: SubmissionStream, recovery: Recovery, began: floa
         "acknowledged": recovery.acknowledged,
         "orphaned_uploads": recovery.orphaned_uploads,
         "log_entries": recovery.log_entries,
+        "items_logged_out_of_order": len(recovery.out_of_order),
+        "out_of_order_sample": list(recovery.out_of_order.values())[:2],
         "seconds_total": round(time.monotonic() - began, 1),
         **{k: round(v, 1) for k, v in recovery.seconds.items()},
         **figures,

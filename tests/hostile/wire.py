@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import socket
+import time
 from dataclasses import dataclass, field
 
 import httpx
@@ -116,3 +117,17 @@ def patch(intake: httpx.Client, upload: str, offset: int, body: bytes) -> httpx.
     return intake.patch(
         upload, content=body, headers={**TUS, "Upload-Offset": str(offset), "Content-Type": OFFSET_STREAM}
     )
+
+
+def resume(intake: httpx.Client, upload: str, content: bytes, patience: float = 60) -> tuple[int, httpx.Response]:
+    """Send the rest of ``content`` from where intake says the upload stands, as a tus client
+    does: a 423 (another PATCH, perhaps one whose client vanished, still holds the upload until it
+    ends or stalls past the lock timeout) or a 409 (it moved meanwhile) means ask again. Returns
+    the offset resumed from and the last answer."""
+    deadline = time.monotonic() + patience
+    while True:
+        offset = stored_offset(intake, upload)
+        answer = patch(intake, upload, offset, content[offset:])
+        if answer.status_code not in (409, 423) or time.monotonic() > deadline:
+            return offset, answer
+        time.sleep(0.2)

@@ -18,6 +18,7 @@ from custody_intake.web.endpoints import STATIC
 from tests.support.nats import NATS_URL, provision_namespace, remove_namespace
 from tests.support.stack import Stack
 from tests.web.browser import DESKTOP, Mission
+from tests.web.identity_provider import IdentityProvider
 
 WEB_SOURCES = Path(__file__).resolve().parents[2] / "web" / "src"
 CHROMIUM = Path(os.environ.get("CUSTODY_TEST_CHROMIUM", "/usr/bin/chromium"))
@@ -35,7 +36,8 @@ CHROMIUM_ARGS = [
 
 @pytest.fixture(scope="session")
 def web_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """One started stack for the whole browser suite, in its own namespace and home."""
+    """One started stack for the whole browser suite, in its own namespace and home, whose web
+    app offers sign-in with a small OpenID Connect provider (``stack.identity_provider``)."""
     built = STATIC / "assets" / "app.js"
     if not built.is_file():
         pytest.fail(f"the web app is not built in {STATIC}: run `npm ci && npm run build` in web/ (make setup does it)")
@@ -46,11 +48,16 @@ def web_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     provision_namespace(NATS_URL, namespace)
     home = tmp_path_factory.mktemp("web-stack")
     stack = Stack(home=home, namespace=namespace)
+    provider = IdentityProvider(lambda: stack.token("erin", ["prosecutor"], ["UA-2024-017"]))
+    stack.extra_env.update(CUSTODY_WEB_OIDC_ISSUER=provider.issuer, CUSTODY_WEB_OIDC_CLIENT_ID="custody-web")
+    stack.identity_provider = provider  # type: ignore[attr-defined]
+    provider.start()
     try:
         stack.start()
         yield stack
     finally:
         stack.stop()
+        provider.stop()
         remove_namespace(NATS_URL, namespace)
 
 

@@ -48,11 +48,11 @@ def _row(page: Page, filename: str):  # type: ignore[no-untyped-def]
 def test_a_foreign_token_is_refused_with_a_sentence(web_stack: Stack, page: Page) -> None:
     page.goto(f"{web_stack.url('intake')}/")
     page.get_by_label("Token").fill("not-a-token")
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     expect(page.get_by_role("alert")).to_contain_text("does not look like a token")
     forged = web_stack.token("mallory", ["prosecutor"], [CASE]).rsplit(".", 1)[0] + ".AAAA"
     page.get_by_label("Token").fill(forged)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     expect(page.get_by_role("alert")).to_contain_text("refused your token")
     expect(page.get_by_role("alert")).to_contain_text("Sign in again with a fresh token.")
 
@@ -103,7 +103,7 @@ def test_investigator_submits_two_files_through_a_network_drop(
 
     # the drop cost nothing but time: the same upload resumed, none was started afresh
     with sqlite3.connect(web_stack.home / "intake.db") as db:
-        uploads = db.execute("SELECT count(*) FROM uploads").fetchone()[0]
+        uploads = db.execute("SELECT count(*) FROM uploads WHERE case_name = ?", (CASE,)).fetchone()[0]
     assert uploads == 2
     # the browser kept no file name or metadata for resuming, only ids, URLs and sizes
     stored = json.dumps(page.evaluate("() => Object.fromEntries(Object.entries(localStorage))"))
@@ -150,7 +150,7 @@ def test_prosecutor_finds_downloads_and_checks_an_item(
     download.value.save_as(saved)
     assert download.value.suggested_filename == "video.mp4"
     assert _sha256(saved) == _sha256(mission.files["video.mp4"])
-    expect(dialog).to_contain_text("matches the seal")
+    expect(dialog.get_by_role("status")).to_contain_text(_sha256(mission.files["video.mp4"]))
     dialog.get_by_role("button", name="Close").click()
 
     # the read is on record, its purpose sealed rather than shown

@@ -3,7 +3,7 @@
 
 import { createSHA256 } from "hash-wasm";
 
-import { ApiError, asSentence, call, sentenceOf } from "./api.js";
+import { ApiError, asSentence, baseUrl, call, sentenceOf } from "./api.js";
 import { bytes, field, h, message, replace, timeElement } from "./dom.js";
 import { fromBase64, toHex } from "./ledger.js";
 import { keyPanel, pinnedKey } from "./logkey.js";
@@ -245,13 +245,16 @@ async function fetchVerified(item, purpose, onProgress) {
   return digest;
 }
 
-/** Asks evidence for a single-use URL and lets the browser download from it directly. */
-async function downloadByGrant(item, purpose) {
-  const grant = await call("evidence", `/v1/evidence/${item.evidence_id}/downloads`, { method: "POST", json: { purpose } });
-  const link = h("a", { href: grant.url, download: item.metadata?.filename ?? "", class: "hidden" });
-  document.body.append(link);
-  link.click();
-  link.remove();
+/**
+ * Asks evidence for a single-use URL valid for a minute (the access and its purpose are
+ * recorded then) and lets the browser download from it directly, streaming to disk.
+ */
+async function downloadByLink(item, purpose) {
+  const link = await call("evidence", `/v1/evidence/${item.evidence_id}/downloads`, { method: "POST", json: { purpose } });
+  const anchor = h("a", { href: new URL(link.url, baseUrl("evidence")).toString(), download: item.metadata?.filename ?? "", class: "hidden" });
+  document.body.append(anchor);
+  anchor.click();
+  anchor.remove();
 }
 
 function downloadDialog(item) {
@@ -284,8 +287,8 @@ function downloadDialog(item) {
         confirm.disabled = true;
         try {
           if (await offersDownloads()) {
-            await downloadByGrant(item, stated);
-            replace(outcome, message("ok", "The download has started. Your access and its purpose are recorded in the custody log."));
+            await downloadByLink(item, stated);
+            replace(outcome, message("ok", "The download has started. The vault checks every byte against the seal as it sends it; to check the saved file yourself, its SHA-256 must be ", h("code", { class: "wrap" }, item.sha256), ". Your access and its purpose are recorded in the custody log."));
           } else {
             progress.classList.remove("hidden");
             const digest = await fetchVerified(item, stated, (done, total) => {

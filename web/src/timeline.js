@@ -64,14 +64,14 @@ function summaryOf(result, key, count) {
     return message("info", "No log key is pinned, so these events are shown unchecked. Pin the log key to check each event's proof.");
   }
   if (result.checkpointError) {
-    return message("error", `The checkpoint these proofs rest on did not verify against the pinned key: ${result.checkpointError}. None of these events can be trusted from this answer.`);
+    return message("error", h("strong", {}, "✗ "), `The checkpoint these proofs rest on did not verify against the pinned key: ${result.checkpointError}. None of these events can be trusted from this answer.`);
   }
   const failed = result.events.filter((v) => !v.ok).length;
   const where = `the checkpoint of ${result.checkpoint.size} log entries signed by ${result.checkpoint.origin} (root ${toBase64(result.checkpoint.root).slice(0, 12)}…)`;
   if (failed === 0) {
-    return message("ok", `All ${count} events are in the log: each event's inclusion proof leads to ${where}, and each links to the one before it.`);
+    return message("ok", h("strong", {}, "✓ "), `All ${count} events are in the log: each event's inclusion proof leads to ${where}, and each links to the one before it.`);
   }
-  return message("error", `${failed} of ${count} events failed their check against ${where}. The log, or this answer, was altered: report it to your organisation's auditors.`);
+  return message("error", h("strong", {}, "✗ "), `${failed} of ${count} events failed their check against ${where}. The log, or this answer, was altered: report it to your organisation's auditors.`);
 }
 
 /**

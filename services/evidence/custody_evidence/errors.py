@@ -60,3 +60,19 @@ class StoredBytesDamaged(IntegrityError):
         super().__init__(message)
         self.finding = finding
         self.part = part
+
+
+class DownloadLinkUnknown(EvidenceError):
+    """No download URL has this token (it never existed, or its record is gone)."""
+
+
+class DownloadLinkGone(EvidenceError):
+    """The download URL expired, or was used up by a whole-file download."""
+
+
+class LedgerUnavailable(EvidenceError):
+    """The audit service (the custody ledger) cannot be reached, or refused what it was asked."""
+
+
+class LedgerTimeout(LedgerUnavailable):
+    """The custody ledger did not log the events of an export within the time allowed."""

@@ -1,5 +1,6 @@
 """The evidence database: the index of evidence items (rebuildable from the store's signed
-manifests), the record of every access, holds, rotations and the outbox."""
+manifests), the record of every access and export, download URLs, holds, rotations and the
+outbox."""
 
 from __future__ import annotations
 
@@ -93,4 +94,30 @@ kek_rotations = Table(
     Column("kek_id", String(100), nullable=False, comment="The KEK version every data key moves to."),
     Column("started_at", DateTime(timezone=True), nullable=False),
     Column("finished_at", DateTime(timezone=True), nullable=True),
+)
+
+evidence_exports = Table(
+    "evidence_exports",
+    metadata,
+    Column("event_id", String(36), primary_key=True, comment="The item's ``exported`` custody event."),
+    Column("package_id", String(36), nullable=False, index=True),
+    Column("evidence_id", String(36), nullable=False, index=True),
+    Column("request_id", String(64), nullable=False),
+    Column("sub", String(255), nullable=False),
+    Column("manifest_sha256", String(64), nullable=False, comment="SHA-256 of the package's manifest.json."),
+    Column("purpose", Text, nullable=False, comment="{salt, purpose} sealed under the item's data key."),
+    Column("exported_at", DateTime(timezone=True), nullable=False),
+)
+
+evidence_downloads = Table(
+    "evidence_downloads",
+    metadata,
+    Column("token_sha256", String(64), primary_key=True, comment="SHA-256 of the URL's token; never the token."),
+    Column("evidence_id", String(36), nullable=False, index=True),
+    Column("event_id", String(36), nullable=False, unique=True, comment="The ``accessed`` event of its creation."),
+    Column("sub", String(255), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("spent_at", DateTime(timezone=True), nullable=True, comment="When a whole-file GET used it up."),
+    Column("uses", Integer, nullable=False, comment="GETs served with it (whole or ranges)."),
 )

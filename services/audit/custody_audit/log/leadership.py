@@ -68,8 +68,16 @@ async def sequencer_connection(
         if lock_fd is not None:
             os.close(lock_fd)
         try:
-            # Discard the session rather than pool it: its end releases the advisory lock.
+            if conn.dialect.name == "postgresql" and not conn.invalidated:
+                # Release now, not when the server notices the session has gone.
+                await conn.rollback()
+                await conn.execute(text("SELECT pg_advisory_unlock_all()"))
+                await conn.commit()
+        except Exception:  # noqa: BLE001 — a dead connection has released it already
+            log.debug("sequencer connection was already gone")
+        try:
+            # Discard the session rather than pool it.
             await conn.invalidate()
             await conn.close()
-        except Exception:  # noqa: BLE001 — a dead connection has released it already
+        except Exception:  # noqa: BLE001
             log.debug("sequencer connection was already gone")

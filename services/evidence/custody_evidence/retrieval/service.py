@@ -9,15 +9,17 @@ connection, so no client can take a short body for the whole file.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Generator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import quote
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from custody_common.auth import Principal
 from custody_common.errors import IntegrityError
@@ -39,6 +41,7 @@ from custody_evidence.retrieval import repository
 from custody_evidence.retrieval.ranges import ByteRange, parse_range
 from custody_evidence.retrieval.schemas import ItemDetail, ItemPage, ItemStatusView, ItemSummary
 from custody_evidence.stored_parts import check_stored_sizes, plaintext_range
+from custody_evidence.streaming import from_worker, gathered
 from custody_evidence.vault import Vault
 
 log = logging.getLogger(__name__)
@@ -125,13 +128,26 @@ class RetrievalService:
         request_id: str,
     ) -> Delivery:
         """Check, record and prepare the stream of an item's bytes (or one range of them)."""
-        purpose = (purpose or "").strip()
-        if not 1 <= len(purpose) <= PURPOSE_MAX:
-            raise InvalidRequest(
-                f"state why you need this file with ?purpose=… (1 to {PURPOSE_MAX} characters); "
-                "the purpose is recorded, sealed, with this access in the custody log"
-            )
+        purpose = checked_purpose(purpose)
         item = await visible_item(self._vault, principal, evidence_id, PROSECUTOR)
+
+        async def record(dek: bytes, range_text: str) -> None:
+            await self._record_access(principal, item, dek, purpose, request_id, range_text)
+
+        return await self.open_delivery(item, range_header, if_range, request_id, record)
+
+    async def open_delivery(
+        self,
+        item: ItemRecord,
+        range_header: str | None,
+        if_range: str | None,
+        request_id: str,
+        record: Callable[[bytes, str], Awaitable[None]] | None,
+    ) -> Delivery:
+        """Prepare the stream of a sealed item's bytes, whoever is entitled to them: every stored
+        part checked against the seal first (a mismatch marks the item damaged, nothing is sent),
+        then ``record(data key, range)`` awaited (the custody event of this access, committed
+        before any byte; None when the access was recorded earlier, as for a download URL)."""
         if item.status != ItemStatus.SEALED:
             raise ItemNotServable(
                 f"item {item.evidence_id} is {item.status.value}, so it is never served: {item.reason}"
@@ -154,7 +170,8 @@ class RetrievalService:
 
         span = byte_range or ByteRange(0, manifest.size, manifest.size)
         range_text = byte_range.content_range if byte_range else "full"
-        await self._record_access(principal, item, dek, purpose, request_id, range_text)
+        if record is not None:
+            await record(dek, range_text)
 
         headers = {
             "Content-Type": "application/octet-stream",
@@ -173,75 +190,76 @@ class RetrievalService:
 
     async def _record_access(
         self, principal: Principal, item: ItemRecord, dek: bytes, purpose: str, request_id: str, range_text: str
-    ) -> None:
-        """The ``accessed`` event and the sealed purpose, committed before any byte is sent."""
-        salt, digest = commitment(purpose)
-        sealed_purpose = seal_json(dek, item.evidence_id, "purpose", {"salt": salt, "purpose": purpose})
+    ) -> str:
+        """The ``accessed`` event and the sealed purpose, committed before any byte is sent;
+        returns the event's id."""
         async with self._vault.transaction() as session:
-            event = await self._vault.record(
-                session,
-                "accessed",
-                actor=actor_person(principal.sub, sorted(principal.roles)),
-                evidence_id=item.evidence_id,
-                case=item.case,
-                sha256=item.sha256,
-                size=item.size,
-                commitments={"purpose": digest},
-                details={"request_id": request_id, "range": range_text},
-            )
-            await repository.record_access(
-                session,
-                evidence_id=item.evidence_id,
-                event_id=event["id"],
-                request_id=request_id,
-                sub=principal.sub,
-                byte_range=range_text,
-                sealed_purpose=sealed_purpose,
-                at=datetime.now(UTC),
+            return await record_access_event(
+                self._vault, session, principal, item, dek, purpose, request_id, range_text
             )
 
     async def _stream(
         self, item: ItemRecord, manifest: EvidenceManifest, dek: bytes, span: ByteRange, request_id: str
     ) -> AsyncIterator[bytes]:
         vault = self._vault
-        pieces = _gathered(
+        pieces = gathered(
             plaintext_range(vault.store, dek, item.evidence_id, manifest.parts, span.start, span.end), STREAM_CHUNK
         )
-        loop = asyncio.get_running_loop()
-        # One chunk is decrypted ahead while the previous one is written to the socket.
-        ahead = loop.run_in_executor(None, next, pieces, None)
         try:
-            while (chunk := await ahead) is not None:
-                ahead = loop.run_in_executor(None, next, pieces, None)
-                yield chunk
+            async with contextlib.aclosing(from_worker(pieces)) as chunks:
+                async for chunk in chunks:
+                    yield chunk
         except StoredBytesDamaged as damage:
             log.error("serving item %s stopped mid-stream: %s", item.evidence_id, damage)
             await self._fixity.mark_damaged(item, damage, details={"check": "retrieval", "request_id": request_id})
             raise
-        finally:
-            ahead.add_done_callback(lambda _done: _close(pieces, _done))
 
 
-def _close(pieces: Generator[bytes, None, None], last: asyncio.Future[bytes | None]) -> None:
-    """Close the plaintext stream once no worker runs it any more (the request may have ended early)."""
-    if not last.cancelled():
-        last.exception()  # retrieved: a fault after the client left is not worth a warning
-    with contextlib.suppress(Exception):
-        pieces.close()
+def checked_purpose(purpose: str | None) -> str:
+    """The stated purpose of an access, stripped; InvalidRequest unless 1 to PURPOSE_MAX characters."""
+    purpose = (purpose or "").strip()
+    if not 1 <= len(purpose) <= PURPOSE_MAX:
+        raise InvalidRequest(
+            f"state why you need this file with ?purpose=… (1 to {PURPOSE_MAX} characters); "
+            "the purpose is recorded, sealed, with this access in the custody log"
+        )
+    return purpose
 
 
-def _gathered(pieces: Generator[bytes, None, None], size: int) -> Generator[bytes, None, None]:
-    """``pieces`` joined into chunks of about ``size`` bytes (every piece already authenticated)."""
-    buffered: list[bytes] = []
-    held = 0
-    try:
-        for piece in pieces:
-            buffered.append(piece)
-            held += len(piece)
-            if held >= size:
-                yield b"".join(buffered)
-                buffered, held = [], 0
-        if buffered:
-            yield b"".join(buffered)
-    finally:
-        pieces.close()
+async def record_access_event(
+    vault: Vault,
+    session: AsyncSession,
+    principal: Principal,
+    item: ItemRecord,
+    dek: bytes,
+    purpose: str,
+    request_id: str,
+    range_text: str,
+    details: dict[str, Any] | None = None,
+) -> str:
+    """Emit ``accessed`` inside ``session``'s transaction, its purpose as a salted commitment, and
+    keep the purpose sealed under the item's data key; returns the event's id."""
+    salt, digest = commitment(purpose)
+    sealed_purpose = seal_json(dek, item.evidence_id, "purpose", {"salt": salt, "purpose": purpose})
+    event = await vault.record(
+        session,
+        "accessed",
+        actor=actor_person(principal.sub, sorted(principal.roles)),
+        evidence_id=item.evidence_id,
+        case=item.case,
+        sha256=item.sha256,
+        size=item.size,
+        commitments={"purpose": digest},
+        details={"request_id": request_id, "range": range_text} | (details or {}),
+    )
+    await repository.record_access(
+        session,
+        evidence_id=item.evidence_id,
+        event_id=event["id"],
+        request_id=request_id,
+        sub=principal.sub,
+        byte_range=range_text,
+        sealed_purpose=sealed_purpose,
+        at=datetime.now(UTC),
+    )
+    return event["id"]

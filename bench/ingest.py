@@ -1,0 +1,173 @@
+"""Ingest: a file from the start of ``custody submit`` until the vault has sealed it, beside a
+plain durable copy of the same bytes into the same store (on a folder: copied, fsynced, the folder
+fsynced; on S3: one PUT of the file)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+
+from bench.deployments import Deployment
+from bench.figures import Runs
+from bench.processes import BIN, peak_memory_mib, reset_peak_memory
+
+MIB = 1024 * 1024
+CASE = "BENCH-1"
+_POLL_SECONDS = 0.05
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """Seconds per run, and what the last run left behind for retrieval."""
+
+    to_sealed: Runs
+    to_exit: Runs
+    """Until ``custody submit`` itself returned (its own polling for the seal included)."""
+    copy: Runs
+    evidence_id: str
+    peak_memory_mib: dict[str, float]
+
+
+def write_input(path: Path, size: int) -> str:
+    """Write ``size`` incompressible bytes to ``path`` (each MiB different); returns their SHA-256."""
+    block = bytearray(os.urandom(MIB))
+    digest = hashlib.sha256()
+    with open(path, "wb") as file:
+        for offset in range(0, size, MIB):
+            block[:8] = offset.to_bytes(8, "big")
+            piece = memoryview(block)[: min(MIB, size - offset)]
+            file.write(piece)
+            digest.update(piece)
+        file.flush()
+        os.fsync(file.fileno())
+    return digest.hexdigest()
+
+
+def measure_ingest(deployment: Deployment, source: Path, rounds: int) -> IngestResult:
+    """``rounds`` alternating runs of ``custody submit`` and of the plain durable copy; the
+    services' peak memory over the submits."""
+    stack = deployment.stack
+    token = stack.token("bench-investigator", ["investigator"], [CASE])
+    pids = deployment.pids()
+    for pid in pids.values():
+        reset_peak_memory(pid)
+    sealed_runs: list[float] = []
+    exit_runs: list[float] = []
+    copy_runs: list[float] = []
+    evidence_id = ""
+    for _ in range(rounds):
+        os.sync()  # neither side pays for the other's writes still in the page cache
+        evidence_id, to_sealed, to_exit = _submit(deployment, source, token)
+        sealed_runs.append(to_sealed)
+        exit_runs.append(to_exit)
+        peaks = {service: peak_memory_mib(pid) for service, pid in pids.items()}
+        os.sync()
+        copy_runs.append(_durable_copy(deployment, source))
+    return IngestResult(
+        to_sealed=Runs.of(sealed_runs, "s"),
+        to_exit=Runs.of(exit_runs, "s"),
+        copy=Runs.of(copy_runs, "s"),
+        evidence_id=evidence_id,
+        peak_memory_mib=peaks,
+    )
+
+
+def _submit(deployment: Deployment, source: Path, token: str) -> tuple[str, float, float]:
+    """Run ``custody submit``; returns the evidence id, the seconds until the vault reported it
+    sealed (polled every 50 ms) and until the command returned."""
+    stack = deployment.stack
+    env = {**stack.env(), "CUSTODY_TOKEN": token}
+    log = deployment.work / "custody-submit.log"
+    with open(log, "ab") as errors:
+        started = time.perf_counter()
+        command = subprocess.Popen(
+            [str(BIN / "custody"), "submit", str(source), "--case", CASE],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=errors,
+        )
+        assert command.stdout is not None
+        line = command.stdout.readline().decode().strip()
+        if not line:
+            command.wait(60)
+            raise RuntimeError(f"custody submit printed no evidence id (exit {command.returncode}); see {log}")
+        evidence_id = str(uuid.UUID(line))
+        with stack.client("evidence", token) as evidence:
+            while (status := seal_status(evidence, evidence_id)) is None:
+                if command.poll() not in (None, 0):
+                    raise RuntimeError(f"custody submit failed (exit {command.returncode}); see {log}")
+                time.sleep(_POLL_SECONDS)
+            to_sealed = time.perf_counter() - started
+        if status != "sealed":
+            raise RuntimeError(f"the vault did not seal the benchmark file: it is {status}")
+        command.stdout.read()
+        if command.wait(600) != 0:
+            raise RuntimeError(f"custody submit failed (exit {command.returncode}); see {log}")
+        to_exit = time.perf_counter() - started
+    return evidence_id, to_sealed, to_exit
+
+
+def _durable_copy(deployment: Deployment, source: Path) -> float:
+    """Seconds to put the same bytes durably into the same store, then remove them (untimed)."""
+    name = f"bench-copy-{uuid.uuid4().hex}"
+    if deployment.s3 is None:
+        folder = deployment.store().root / "bench-copy"  # type: ignore[attr-defined]
+        folder.mkdir(exist_ok=True)
+        target = folder / name
+        started = time.perf_counter()
+        shutil.copyfile(source, target)
+        descriptor = os.open(target, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+        descriptor = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+        elapsed = time.perf_counter() - started
+        target.unlink()
+        return elapsed
+    assert deployment.bucket is not None
+    key = f"bench-copy/{name}"
+    url = deployment.s3.client().presigned_put_object(deployment.bucket, key, expires=timedelta(hours=1))
+    started = time.perf_counter()
+    subprocess.run(["curl", "-sS", "--fail", "-o", "/dev/null", "-T", str(source), url], check=True)
+    elapsed = time.perf_counter() - started
+    stored = deployment.store().stat(key)
+    if stored.size != source.stat().st_size:
+        raise RuntimeError(f"the S3 server holds {stored.size} bytes of the copy, not {source.stat().st_size}")
+    deployment.store().delete(key)
+    return elapsed
+
+
+def seal_status(client: httpx.Client, evidence_id: str) -> str | None:
+    """The item's status in the vault, None while the vault has not heard of it."""
+    answer = client.get(f"/v1/evidence/{evidence_id}/status")
+    if answer.status_code == 404:
+        return None
+    answer.raise_for_status()
+    return str(answer.json()["status"])
+
+
+def wait_sealed(client: httpx.Client, evidence_id: str, timeout: float = 900) -> None:
+    """Wait until the vault has sealed the item (RuntimeError if it ends any other way)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = seal_status(client, evidence_id)
+        if status == "sealed":
+            return
+        if status is not None:
+            raise RuntimeError(f"the vault did not seal {evidence_id}: it is {status}")
+        time.sleep(0.1)
+    raise RuntimeError(f"{evidence_id} was not sealed within {timeout:.0f} s")

@@ -1,0 +1,304 @@
+"""The custody ledger: events per second from NATS publish to a signed checkpoint, beside
+single-row INSERT-and-commit on the same database server; inclusion-proof latency at the size
+reached and at a million entries.
+
+The events are real custody events of intake and evidence, signed with the stack's own service
+keys (so audit admits them), published by a separate process straight to the stack's NATS
+subjects as fast as JetStream acknowledges them (1000 in flight), after all of them were signed.
+The rate is their number over the time from the first publish until ``GET /v1/log/checkpoint``
+shows a signed tree that holds them all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import random
+import sqlite3
+import statistics
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import nats
+import psycopg
+
+from bench.deployments import POSTGRES_S3, Deployment
+from bench.figures import Runs
+from custody_common.bus import Topology
+from custody_common.events import actor_service, canonical, new_event, sign_event
+from custody_common.ids import uuid7
+from custody_common.keys import service_signing_key
+from custody_common.settings import Settings
+from tests.support.nats import provision_namespace, remove_namespace
+from tests.support.stack import Stack
+
+EVENTS_PER_ITEM = 20
+"""Custody events per evidence item in the published mix (each item's chain grows as in life)."""
+WINDOW = 1000
+"""Publishes awaiting JetStream's acknowledgement at once."""
+MILLION = 1_000_000
+
+
+@dataclass(frozen=True)
+class LedgerResult:
+    """Events per second end to end; the publisher's own rate; single-row commits per second."""
+
+    events: Runs
+    publish: Runs
+    single_row: Runs
+    count: int
+
+
+# --- the baseline -------------------------------------------------------------------------
+
+
+def single_row_commits(deployment: Deployment, seconds: float = 3.0) -> float:
+    """Rows per second of INSERT-one-row-and-COMMIT on a fresh table in a fresh database of the
+    stack's database server (PostgreSQL, or a SQLite file in WAL mode with the services'
+    pragmas), each row the size of a log entry."""
+    body = os.urandom(600)
+    if deployment.kind == POSTGRES_S3:
+        with psycopg.connect(deployment.fresh_database()) as conn:
+            conn.execute("CREATE TABLE bench_single (id bigint PRIMARY KEY, event_id text UNIQUE, body bytea)")
+            conn.commit()
+            return _commit_loop(
+                lambda i: conn.execute("INSERT INTO bench_single VALUES (%s, %s, %s)", (i, str(uuid7()), body)),
+                conn.commit,
+                seconds,
+            )
+    path = deployment.work / f"single-row-{uuid.uuid4().hex[:8]}.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        # The services' pragmas (custody_common.db): WAL, every commit synced.
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("CREATE TABLE bench_single (id integer PRIMARY KEY, event_id text UNIQUE, body blob)")
+
+        def insert(i: int) -> None:
+            conn.execute("BEGIN")
+            conn.execute("INSERT INTO bench_single VALUES (?, ?, ?)", (i, str(uuid7()), body))
+
+        return _commit_loop(insert, lambda: conn.execute("COMMIT"), seconds)
+    finally:
+        conn.close()
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+def _commit_loop(insert, commit, seconds: float) -> float:  # type: ignore[no-untyped-def]
+    done = 0
+    started = time.perf_counter()
+    while (elapsed := time.perf_counter() - started) < seconds:
+        insert(done)
+        commit()
+        done += 1
+    return done / elapsed
+
+
+# --- ours ---------------------------------------------------------------------------------
+
+
+def measure_ledger(deployment: Deployment, count: int, rounds: int) -> LedgerResult:
+    """``rounds`` alternating runs of the baseline and of ``count`` events end to end."""
+    events, publish, single = [], [], []
+    for _ in range(rounds):
+        single.append(single_row_commits(deployment))
+        rate, publisher_rate = events_to_checkpoint(deployment, count)
+        events.append(rate)
+        publish.append(publisher_rate)
+    return LedgerResult(Runs.of(events, "events/s"), Runs.of(publish, "events/s"), Runs.of(single, "rows/s"), count)
+
+
+def checkpoint_size(client: httpx.Client) -> int:
+    """The tree size of the log's latest signed checkpoint (0 before the first)."""
+    answer = client.get("/v1/log/checkpoint")
+    if answer.status_code == 404:
+        return 0
+    answer.raise_for_status()
+    return int(answer.text.split("\n")[1])
+
+
+def events_to_checkpoint(deployment: Deployment, count: int, timeout: float = 900) -> tuple[float, float]:
+    """Publish ``count`` signed events; returns (events per second from the first publish to the
+    checkpoint that holds them all, the publisher's own rate)."""
+    stack = deployment.stack
+    for service in ("intake", "evidence"):
+        if not (stack.settings.key_folder / f"{service}-signing.key").exists():
+            raise RuntimeError(f"the stack has no {service} signing key yet; start {service} first")
+    context = multiprocessing.get_context("spawn")
+    times: multiprocessing.Queue[float] = context.Queue()
+    with stack.client("audit") as audit:
+        before = checkpoint_size(audit)
+        publisher = context.Process(
+            target=_publisher,
+            args=(stack.nats_url, str(stack.settings.key_folder), stack.namespace, count, times),
+        )
+        publisher.start()
+        try:
+            first_publish = times.get(timeout=300)
+            deadline = time.monotonic() + timeout
+            while checkpoint_size(audit) < before + count:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the log did not take {count} events within {timeout:.0f} s")
+                if not publisher.is_alive() and publisher.exitcode:
+                    raise RuntimeError(f"the publisher failed (exit {publisher.exitcode})")
+                time.sleep(0.02)
+            logged = time.time()
+            last_publish = times.get(timeout=60)
+        finally:
+            publisher.join(60)
+            if publisher.is_alive():
+                publisher.kill()
+    return count / (logged - first_publish), count / (last_publish - first_publish)
+
+
+def _publisher(nats_url: str, key_folder: str, namespace: str, count: int, times: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    """Sign ``count`` events (before the clock starts), then publish them; puts the time of the
+    first publish and of the last acknowledgement on ``times``."""
+    settings = Settings(keys_dir=Path(key_folder), nats_namespace=namespace)
+    keys = {service: service_signing_key(settings, service) for service in ("intake", "evidence")}
+    topology = Topology(namespace)
+    items = [str(uuid7()) for _ in range(max(count // EVENTS_PER_ITEM, 1))]
+    messages = []
+    for i in range(count):
+        service = "intake" if i % 3 else "evidence"
+        event = new_event(
+            action="received" if service == "intake" else "sealed",
+            service=service,
+            actor=actor_service(service),
+            evidence_id=items[i % len(items)],
+            case=f"BENCH-{i % 7}",
+            sha256=os.urandom(32).hex(),
+            size=i,
+        )
+        signed = sign_event(event, keys[service])
+        messages.append((topology.events_subject(service), canonical(signed), signed["id"]))
+
+    async def publish() -> None:
+        nc = await nats.connect(nats_url)
+        js = nc.jetstream()
+        times.put(time.time())
+        for start in range(0, count, WINDOW):
+            await asyncio.gather(
+                *(
+                    js.publish(subject, payload, headers={"Nats-Msg-Id": msg_id}, timeout=60)
+                    for subject, payload, msg_id in messages[start : start + WINDOW]
+                )
+            )
+        times.put(time.time())
+        await nc.close()
+
+    asyncio.run(publish())
+
+
+# --- proofs -------------------------------------------------------------------------------
+
+
+def proof_latency(stack: Stack, samples: int = 200) -> tuple[int, Runs]:
+    """The log's size and milliseconds per ``GET /v1/log/proof/inclusion`` at that size (an
+    auditor's request over HTTP, random entries)."""
+    token = stack.token("bench-auditor", ["auditor"], ["*"])
+    rng = random.Random(8)
+    timings = []
+    with stack.client("audit", token) as audit:
+        size = checkpoint_size(audit)
+        for _ in range(samples):
+            index = rng.randrange(size)
+            started = time.perf_counter()
+            answer = audit.get("/v1/log/proof/inclusion", params={"index": index, "tree_size": size})
+            timings.append((time.perf_counter() - started) * 1000)
+            answer.raise_for_status()
+            if len(answer.json()["hashes"]) < size.bit_length() - 1:
+                raise RuntimeError(f"the inclusion proof of {index} in {size} is too short")
+    return size, Runs.of(timings, "ms")
+
+
+def percentile(runs: Runs, q: float) -> float:
+    """The ``q`` quantile of the runs (nearest rank)."""
+    ordered = sorted(runs.values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def proofs_at_a_million(deployment: Deployment, entries: int = MILLION) -> tuple[int, Runs, float]:
+    """Inclusion-proof latency from a second audit process whose log holds ``entries`` synthetic
+    entries (filled straight into its database through the log's own repository, with their
+    subtree hashes and a signed checkpoint; not custody events, so only for proofs). Returns the
+    size, the latencies and the seconds the fill took."""
+    from custody_audit.app import LOG_KEY_FILE, MIGRATIONS
+    from custody_common.db import run_migrations
+
+    namespace = f"bench{uuid.uuid4().hex[:10]}"
+    home = deployment.work / "million"
+    home.mkdir(parents=True, exist_ok=True)
+    database_urls = {"audit": deployment.fresh_database()} if deployment.kind == POSTGRES_S3 else {}
+    stack = Stack(home=home, namespace=namespace, nats_url=deployment.stack.nats_url, database_urls=database_urls)
+    settings = Settings(
+        home=home, database_url=database_urls.get("audit"), log_origin=stack.settings.log_origin, nats_namespace=namespace
+    )
+    provision_namespace(stack.nats_url, namespace)
+    try:
+        run_migrations(settings, "audit", MIGRATIONS)
+        started = time.perf_counter()
+        asyncio.run(_fill(settings, settings.key_folder / LOG_KEY_FILE, entries))
+        filled = time.perf_counter() - started
+        stack.start("audit")
+        with stack.client("audit") as audit:
+            deadline = time.monotonic() + 120
+            while checkpoint_size(audit) <= entries:  # audit announces its key on top of the fill
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the audit service did not take up the filled log within 120 s")
+                time.sleep(0.2)
+        size, latency = proof_latency(stack)
+        return size, latency, filled
+    finally:
+        stack.stop()
+        remove_namespace(stack.nats_url, namespace)
+
+
+async def _fill(settings: Settings, log_key_path: Path, entries: int, batch: int = 50_000) -> None:
+    from custody_audit.log import repository
+    from custody_audit.log.checkpoint import Checkpoint, sign_checkpoint
+    from custody_audit.log.merkle import CompactRange, leaf_hash
+    from custody_common.crypto.signing import load_or_create_private_key
+    from custody_common.db import make_engine
+
+    engine = make_engine(settings, "audit")
+    tree = CompactRange()
+    moment = datetime.now(UTC)
+    try:
+        async with engine.begin() as conn:
+            for start in range(0, entries, batch):
+                leaves, nodes = [], []
+                for index in range(start, min(entries, start + batch)):
+                    leaf = b'{"synthetic":%d}' % index
+                    digest = leaf_hash(leaf)
+                    leaves.append(
+                        {
+                            "idx": index,
+                            "event_id": f"synthetic-{index}",
+                            "service": "bench",
+                            "action": "synthetic",
+                            "evidence_id": None,
+                            "case_name": None,
+                            "item_seq": None,
+                            "prev_leaf": None,
+                            "leaf": leaf,
+                            "leaf_hash": digest,
+                            "logged_at": moment,
+                        }
+                    )
+                    nodes.extend(tree.append(digest))
+                await repository.insert_leaves(conn, leaves)
+                await repository.insert_nodes(conn, nodes)
+            root = tree.root()
+            note = sign_checkpoint(Checkpoint(settings.log_origin, entries, root), load_or_create_private_key(log_key_path))
+            await repository.insert_checkpoint(conn, repository.StoredCheckpoint(entries, root, note, moment))
+    finally:
+        await engine.dispose()
+
+

@@ -1,0 +1,123 @@
+"""What the bench reads from and does to processes: peak memory, CPU time, starting and
+stopping the bare baseline server, and profiling a service while a figure is measured."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from tests.support.nats import free_port
+
+BIN = Path(sys.executable).parent
+
+
+def peak_memory_mib(pid: int) -> float:
+    """The process's peak resident memory (``VmHWM``) since it started or since
+    :func:`reset_peak_memory`, in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"/proc/{pid}/status has no VmHWM")
+
+
+def reset_peak_memory(pid: int) -> None:
+    """Start the process's ``VmHWM`` afresh from its current resident memory (Linux
+    ``clear_refs`` 5), so the next reading is the peak of what happens from now on."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_answering(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    """Wait until ``url`` answers below 500; RuntimeError if the process exits first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args} exited with {process.returncode}")
+        try:
+            if httpx.get(url, timeout=2).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer within {timeout:.0f} s")
+
+
+class BareServer:
+    """The baseline endpoints (:mod:`bench.bare_server`) as a process, on the stack's store."""
+
+    def __init__(self, env: Mapping[str, str], log: Path) -> None:
+        self.port = free_port()
+        with open(log, "ab") as output:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "bench.bare_server", "--port", str(self.port)],
+                env=dict(env),
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                cwd=Path(__file__).resolve().parents[1],
+            )
+        try:
+            wait_answering(f"{self.url}/healthz", self.process)
+        except BaseException:
+            self.stop()
+            raise
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+
+
+@contextmanager
+def profiled(pids: Mapping[str, int], folder: Path | None, phase: str) -> Iterator[None]:
+    """Record each process in ``pids`` with py-spy (a flame graph per process in ``folder``)
+    while the block runs; does nothing when ``folder`` is None."""
+    if folder is None:
+        yield
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    recorders = []
+    for name, pid in pids.items():
+        recorders.append(
+            subprocess.Popen(
+                [str(BIN / "py-spy"), "record", "--pid", str(pid), "--threads", "--rate", "200"]
+                + ["--output", str(folder / f"{phase}-{name}.svg")],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+    time.sleep(1)  # py-spy attaches before the measured work starts
+    try:
+        yield
+    finally:
+        for recorder in recorders:
+            recorder.send_signal(signal.SIGINT)
+        for recorder in recorders:
+            try:
+                recorder.wait(120)
+            except subprocess.TimeoutExpired:
+                recorder.kill()
