@@ -23,6 +23,7 @@ def wait_for_outcome(stack: Stack, prosecutor: str, evidence_id: str, timeout: f
 def custody_actions(stack: Stack, auditor: str, evidence_id: str, until: str, timeout: float = 60) -> list[str]:
     """The actions of the item's custody chain once ``until`` is among them."""
     deadline = time.monotonic() + timeout
+    actions: list[str] = []
     with stack.client("audit", auditor) as audit:
         while True:
             answer = audit.get(f"/v1/custody/{evidence_id}")
@@ -31,7 +32,12 @@ def custody_actions(stack: Stack, auditor: str, evidence_id: str, until: str, ti
                 if until in actions:
                     return actions
             if time.monotonic() > deadline:
-                raise AssertionError(f"no {until} event for {evidence_id}: {answer.status_code} {answer.text[:300]}")
+                kept_aside = [line for line in stack.log_path("audit").read_text().splitlines() if "kept aside" in line]
+                raise AssertionError(
+                    f"audit logged no {until} event for {evidence_id} in {timeout:g} s "
+                    f"(its chain: {actions or answer.status_code}); audit kept aside {len(kept_aside)} messages"
+                    + (f", e.g. {kept_aside[:3]}" if kept_aside else "")
+                )
             time.sleep(0.3)
 
 

@@ -11,6 +11,7 @@ The documents are fuzzed as the services publish them, with what they cannot say
 - ids and cases that exist (sealed, rejected, still uploading, terminated items of the case the
   tokens are assigned) are offered beside random ones, or the fuzzer would meet only 404s.
 
+Every 5xx counts, ``/readyz``'s 503 included: nothing the services depend on is down here.
 Nothing is excluded. What a fuzzer cannot do to a tus PATCH is stream it: it always sends a whole
 body whose Content-Length is true, at full speed. Bodies longer than they claim, bytes dripped
 one a second and PATCHes racing each other are in ``test_intake_abuse.py``.

@@ -65,8 +65,12 @@ class Settings(BaseSettings):
     token_issuer: str = "custody-local"
     token_audience: str = "custody"
     token_leeway_seconds: int = 30
-    revoked_tokens: frozenset[str] = frozenset()
-    revoked_subjects: frozenset[str] = frozenset()
+    revoked_tokens: Annotated[frozenset[str], NoDecode] = Field(
+        default=frozenset(), description="Token ids (jti) refused on every request; comma-separated."
+    )
+    revoked_subjects: Annotated[frozenset[str], NoDecode] = Field(
+        default=frozenset(), description="Subjects refused on every request (a seized device, a departed person)."
+    )
 
     keys_dir: Path | None = Field(default=None, description="Default: home/keys.")
     log_origin: str = "custody.localhost/log"

@@ -86,3 +86,11 @@ def test_star_widens_only_auditor_and_admin() -> None:
     assert not p.sees_case("C-9", "prosecutor")
     assert not Principal("y", frozenset({"investigator"}), frozenset({"*"})).sees_case("C-9", "investigator")
     assert Principal("z", frozenset({"prosecutor"}), frozenset({"C-9"})).sees_case("C-9", "prosecutor")
+
+
+def test_revocation_lists_come_from_the_environment(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("CUSTODY_REVOKED_SUBJECTS", "seized-phone, departed")
+    monkeypatch.setenv("CUSTODY_REVOKED_TOKENS", "jti-1")
+    settings = Settings(home=tmp_path)
+    assert settings.revoked_subjects == frozenset({"seized-phone", "departed"})
+    assert settings.revoked_tokens == frozenset({"jti-1"})

@@ -27,13 +27,23 @@ from custody_common.settings import Settings
 from custody_common.web import create_app, lifespan_tasks, standard_checks
 
 from custody_evidence.announce import announce_key
+from custody_evidence.downloads.endpoints import DownloadTokenRedaction
+from custody_evidence.downloads.endpoints import router as downloads_router
+from custody_evidence.downloads.service import DownloadService
 from custody_evidence.errors import (
     CaseNotAssigned,
+    DownloadLinkGone,
+    DownloadLinkUnknown,
     InvalidRequest,
     ItemDamaged,
     ItemNotFound,
     ItemNotServable,
+    LedgerTimeout,
+    LedgerUnavailable,
 )
+from custody_evidence.export.endpoints import router as exports_router
+from custody_evidence.export.ledger import AuditLedger
+from custody_evidence.export.service import LOG_WAIT, ExportService
 from custody_evidence.fixity.endpoints import router as fixity_router
 from custody_evidence.fixity.service import FixityService
 from custody_evidence.holds.endpoints import router as holds_router
@@ -59,6 +69,8 @@ class Schedule:
     """Whether this process runs the periodic fixity sweep."""
     sealer_concurrency: int = 4
     """How many submissions are sealed at once."""
+    export_log_wait: timedelta = LOG_WAIT
+    """How long an export waits for the custody ledger to log its events."""
 
 
 @contextlib.asynccontextmanager
@@ -97,6 +109,7 @@ def create_evidence_app(settings: Settings, schedule: Schedule = Schedule()) -> 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with open_vault(settings, schedule.sealer_concurrency + 1) as (vault, engine):
             nc = await connect(settings, "evidence")
+            ledger = AuditLedger(settings.audit_url)
             try:
                 js = nc.jetstream()
                 relay = OutboxRelay(vault.sessions, outbox, js)
@@ -108,6 +121,8 @@ def create_evidence_app(settings: Settings, schedule: Schedule = Schedule()) -> 
                 app.state.sealer = sealer
                 app.state.fixity = fixity
                 app.state.retrieval = RetrievalService(vault, fixity)
+                app.state.downloads = DownloadService(vault, app.state.retrieval)
+                app.state.exports = ExportService(vault, fixity, ledger, schedule.export_log_wait)
                 app.state.holds = HoldService(vault)
                 loops = [
                     relay.run(),
@@ -120,6 +135,7 @@ def create_evidence_app(settings: Settings, schedule: Schedule = Schedule()) -> 
                     yield
             finally:
                 running.clear()
+                await ledger.close()
                 with contextlib.suppress(Exception):
                     await nc.close()
 
@@ -132,6 +148,10 @@ def create_evidence_app(settings: Settings, schedule: Schedule = Schedule()) -> 
     app.include_router(retrieval_router)
     app.include_router(fixity_router)
     app.include_router(holds_router)
+    app.include_router(downloads_router)
+    app.include_router(exports_router)
+    # Outermost, so the request log never sees a download URL's token.
+    app.add_middleware(DownloadTokenRedaction)
     for error, status in _STATUS.items():
         app.add_exception_handler(error, _answer(status))
     app.add_exception_handler(RangeNotSatisfiable, _not_satisfiable)
@@ -139,6 +159,7 @@ def create_evidence_app(settings: Settings, schedule: Schedule = Schedule()) -> 
     app.add_exception_handler(DBAPIError, _unavailable)
     app.add_exception_handler(ConfigurationError, _unavailable)
     app.add_exception_handler(IntegrityError, _integrity)
+    app.add_exception_handler(LedgerUnavailable, _ledger_unavailable)
     return app
 
 
@@ -148,6 +169,9 @@ _STATUS: dict[type[Exception], int] = {
     InvalidRequest: 422,
     ItemNotServable: 409,
     ItemDamaged: 500,
+    DownloadLinkUnknown: 404,
+    DownloadLinkGone: 410,
+    LedgerTimeout: 504,
 }
 
 
@@ -177,3 +201,8 @@ async def _unavailable(_request: Request, exc: Exception) -> JSONResponse:
 async def _integrity(_request: Request, exc: Exception) -> JSONResponse:
     log.error("integrity failure: %s", exc)
     return JSONResponse({"detail": f"{exc}; nothing was served"}, status_code=500)
+
+
+async def _ledger_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    log.warning("custody ledger: %s", exc)
+    return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "5"})

@@ -18,7 +18,8 @@ FLUSH_AT = 1024 * 1024
 @dataclass(frozen=True)
 class PackageEntry:
     """One file of the package: its path, its bytes (produced when the entry is written) and,
-    when known, their size (required for entries that may pass 4 GiB)."""
+    when known ahead, their size; an entry of unknown size must stay under 4 GiB (an entry
+    of known size gets ZIP64 records when it needs them)."""
 
     path: str
     content: Callable[[], Iterable[bytes]]
@@ -66,7 +67,7 @@ def zip_stream(entries: Iterable[PackageEntry], modified: datetime) -> Generator
             info.external_attr = 0o644 << 16
             if entry.size is not None:
                 info.file_size = entry.size
-            with archive.open(info, mode="w", force_zip64=entry.size is None) as target:
+            with archive.open(info, mode="w") as target:
                 for chunk in entry.content():
                     target.write(chunk)
                     if spool.held >= FLUSH_AT:

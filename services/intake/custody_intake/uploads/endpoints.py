@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 from starlette.requests import ClientDisconnect
 
-from custody_common.auth import Principal, current_principal, require_role
+from custody_common.auth import Principal, require_role
 from custody_intake.settings import IntakeSettings
 from custody_intake.uploads.errors import (
     InvalidUploadRequest,
@@ -53,7 +53,6 @@ def upload_service(request: Request) -> UploadService:
 
 
 Uploads = Annotated[UploadService, Depends(upload_service)]
-Caller = Annotated[Principal, Depends(current_principal)]
 Investigator = Annotated[Principal, Depends(require_role("investigator"))]
 
 router = APIRouter(tags=["uploads"])
@@ -127,7 +126,7 @@ async def create_upload(request: Request, principal: Investigator, uploads: Uplo
 
 
 @router.head(UPLOADS + "/{evidence_id}", dependencies=[Depends(require_tus)])
-async def upload_offset(evidence_id: str, principal: Caller, uploads: Uploads) -> Response:
+async def upload_offset(evidence_id: str, principal: Investigator, uploads: Uploads) -> Response:
     """tus core: how many bytes of the caller's upload are stored (``Upload-Offset``)."""
     record = await uploads.own(principal, _evidence_id(evidence_id))
     if record.status in ("terminated", "expired"):
@@ -140,7 +139,7 @@ async def upload_offset(evidence_id: str, principal: Caller, uploads: Uploads) -
 
 
 @router.patch(UPLOADS + "/{evidence_id}", status_code=204, dependencies=[Depends(require_tus)])
-async def append_part(evidence_id: str, request: Request, principal: Caller, uploads: Uploads) -> Response:
+async def append_part(evidence_id: str, request: Request, principal: Investigator, uploads: Uploads) -> Response:
     """tus core (with checksum): the body's bytes continue the upload at ``Upload-Offset``."""
     identity = _evidence_id(evidence_id)
     if not is_offset_stream(request.headers.get("content-type")):
@@ -160,7 +159,7 @@ async def append_part(evidence_id: str, request: Request, principal: Caller, upl
 
 
 @router.delete(UPLOADS + "/{evidence_id}", status_code=204, dependencies=[Depends(require_tus)])
-async def terminate_upload(evidence_id: str, request: Request, principal: Caller, uploads: Uploads) -> Response:
+async def terminate_upload(evidence_id: str, request: Request, principal: Investigator, uploads: Uploads) -> Response:
     """tus termination: end an upload still in progress and delete its stored parts."""
     await uploads.terminate(principal, _evidence_id(evidence_id), _request_id(request))
     return Response(status_code=204)
@@ -168,7 +167,7 @@ async def terminate_upload(evidence_id: str, request: Request, principal: Caller
 
 @router.get("/v1/submissions/{evidence_id}", response_model=SubmissionStatus, tags=["submissions"])
 async def submission_status(
-    evidence_id: str, request: Request, principal: Caller, uploads: Uploads
+    evidence_id: str, request: Request, principal: Investigator, uploads: Uploads
 ) -> SubmissionStatus:
     """Where the caller's own submission stands at intake. Once ``received``, the evidence
     service seals or rejects it: follow ``evidence_status_url``."""
