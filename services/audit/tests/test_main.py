@@ -5,6 +5,7 @@ killed; ``verify-log`` then finds the log intact."""
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 import signal
 import subprocess
 import sys
@@ -76,8 +77,21 @@ async def _publish(settings, events) -> None:  # type: ignore[no-untyped-def]
         await nc.close()
 
 
+async def _shorten_ack_wait(settings) -> None:  # type: ignore[no-untyped-def]
+    """Messages a killed process had pulled come back after ack_wait; keep that short here."""
+    nc = await nats.connect(NATS_URL)
+    try:
+        js = nc.jetstream()
+        topology = Topology(settings.nats_namespace)
+        consumer = await js.consumer_info(topology.events_stream, topology.audit_consumer)
+        await js.add_consumer(topology.events_stream, replace(consumer.config, ack_wait=1.0))
+    finally:
+        await nc.close()
+
+
 async def test_audit_processes_serve_hand_over_and_verify(settings, signed) -> None:
     settings.home.mkdir(parents=True, exist_ok=True)
+    await _shorten_ack_wait(settings)
     first_port, second_port = free_port(), free_port()
     first = _start(settings, first_port)
     second = None

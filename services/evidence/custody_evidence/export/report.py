@@ -85,7 +85,7 @@ class _Document(FPDF):
 
 def _heading(pdf: FPDF, text: str, size: float = 13) -> None:
     pdf.set_font("Sans", "B", size)
-    pdf.multi_cell(0, size * 0.5, text, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.multi_cell(0, size * 0.5, text, align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.ln(1.5)
 
 
@@ -112,7 +112,7 @@ def _checks(pdf: FPDF, checks: list[Check]) -> None:
         pdf.cell(6, 4.8, OK_MARK if check.ok else FAIL_MARK)
         pdf.set_text_color(0)
         pdf.set_font("Sans", "", 8.5)
-        pdf.multi_cell(0, 4.8, check.text, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        pdf.multi_cell(0, 4.8, check.text, align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.ln(2)
 
 
@@ -162,11 +162,11 @@ def render_report(cover: ReportCover, items: list[ReportItem], reference: str) -
     _facts(pdf, cover.facts, mono=frozenset({"Checkpoint root", "Log key", "Evidence service key", "Manifest SHA-256"}))
     if cover.note:
         pdf.set_font("Sans", "", 8.5)
-        pdf.multi_cell(0, 4.4, cover.note, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        pdf.multi_cell(0, 4.4, cover.note, align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         pdf.ln(3)
     _heading(pdf, f"Items ({len(items)})", 12)
     pdf.set_font("Sans", "", 8)
-    with pdf.table(col_widths=(58, 32, 90), line_height=4.4, text_align="LEFT", headings_style=SMALL_BOLD) as table:
+    with pdf.table(col_widths=(54, 26, 100), line_height=4.4, text_align="LEFT", headings_style=SMALL_BOLD) as table:
         head = table.row()
         for title in ("Evidence id", "Case", "SHA-256"):
             head.cell(title)
