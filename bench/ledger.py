@@ -14,9 +14,9 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
+import queue
 import random
 import sqlite3
-import statistics
 import time
 import uuid
 from dataclasses import dataclass
@@ -140,7 +140,7 @@ def events_to_checkpoint(deployment: Deployment, count: int, timeout: float = 90
         )
         publisher.start()
         try:
-            first_publish = times.get(timeout=300)
+            first_publish = _next_time(times, publisher)
             deadline = time.monotonic() + timeout
             while checkpoint_size(audit) < before + count:
                 if time.monotonic() > deadline:
@@ -149,12 +149,22 @@ def events_to_checkpoint(deployment: Deployment, count: int, timeout: float = 90
                     raise RuntimeError(f"the publisher failed (exit {publisher.exitcode})")
                 time.sleep(0.02)
             logged = time.time()
-            last_publish = times.get(timeout=60)
+            last_publish = _next_time(times, publisher)
         finally:
             publisher.join(60)
             if publisher.is_alive():
                 publisher.kill()
     return count / (logged - first_publish), count / (last_publish - first_publish)
+
+
+def _next_time(times: multiprocessing.Queue, publisher: multiprocessing.process.BaseProcess) -> float:  # type: ignore[type-arg]
+    """The next time the publisher reports; RuntimeError if it dies first."""
+    while True:
+        try:
+            return times.get(timeout=1)
+        except queue.Empty:
+            if not publisher.is_alive():
+                raise RuntimeError(f"the publisher ended (exit {publisher.exitcode}) before reporting") from None
 
 
 def _publisher(nats_url: str, key_folder: str, namespace: str, count: int, times: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
@@ -213,8 +223,8 @@ def proof_latency(stack: Stack, samples: int = 200) -> tuple[int, Runs]:
             answer = audit.get("/v1/log/proof/inclusion", params={"index": index, "tree_size": size})
             timings.append((time.perf_counter() - started) * 1000)
             answer.raise_for_status()
-            if len(answer.json()["hashes"]) < size.bit_length() - 1:
-                raise RuntimeError(f"the inclusion proof of {index} in {size} is too short")
+            if not 0 < len(answer.json()["hashes"]) <= size.bit_length():
+                raise RuntimeError(f"the inclusion proof of {index} in {size} has a wrong number of hashes")
     return size, Runs.of(timings, "ms")
 
 

@@ -119,7 +119,7 @@ class NatsCluster:
 
     def stream_leader(self, stream: str) -> str:
         """The name of the node that leads ``stream`` now."""
-        return asyncio.run(_stream_leader(self.urls, stream))
+        return asyncio.run(_stream_leader([node.url for node in self.nodes if node.running], stream))
 
     def _wait_listening(self, node: ClusterNode) -> None:
         deadline = time.monotonic() + _READY_TIMEOUT_SECONDS
@@ -173,13 +173,21 @@ async def _provision(url: str, topology: Topology, replicas: int) -> None:
 
 
 async def _stream_leader(urls: list[str], stream: str) -> str:
-    nc = await nats.connect(servers=urls, connect_timeout=5)
-    try:
-        info = await nc.jetstream(timeout=5).stream_info(stream)
-        assert info.cluster is not None and info.cluster.leader, f"stream {stream} has no leader"
-        return info.cluster.leader
-    finally:
-        await nc.close()
+    deadline = time.monotonic() + _READY_TIMEOUT_SECONDS
+    while True:
+        try:
+            nc = await nats.connect(servers=urls, connect_timeout=2, max_reconnect_attempts=1)
+            try:
+                info = await nc.jetstream(timeout=5).stream_info(stream)
+            finally:
+                await nc.close()
+            if info.cluster is not None and info.cluster.leader:
+                return info.cluster.leader
+        except (nats.errors.Error, APIError, OSError):
+            pass  # no meta leader or stream leader yet: elections take a few seconds
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"stream {stream} has no leader after {_READY_TIMEOUT_SECONDS}s")
+        await asyncio.sleep(0.5)
 
 
 @pytest.fixture

@@ -11,7 +11,8 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Callable, Mapping
+import zipfile
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -39,6 +40,7 @@ __all__ = [
     "AuthError",
     "ClientError",
     "CustodyClient",
+    "ExportedPackage",
     "FetchedItem",
     "InvalidRequest",
     "ItemStatus",
@@ -63,7 +65,7 @@ _DIGEST_MEMBER = re.compile(r"\s*([a-z0-9_\-*.]+)\s*=\s*:([A-Za-z0-9+/=]*):\s*(?
 class Progress:
     """How far a long step has come."""
 
-    phase: Literal["hashing", "uploading", "downloading"]
+    phase: Literal["hashing", "uploading", "downloading", "exporting"]
     done: int
     total: int | None
     """Bytes in all, when known."""
@@ -81,6 +83,15 @@ class ItemStatus:
     """``sealed``, ``rejected``, or a state on the way there."""
     reason: str | None = None
     """Why it was rejected, when it was."""
+
+
+@dataclass(frozen=True)
+class ExportedPackage:
+    """A court package written to disk (check it with :func:`custody_client.package.verify_package`)."""
+
+    path: Path
+    package_id: str
+    size: int
 
 
 @dataclass(frozen=True)
@@ -411,6 +422,91 @@ class CustodyClient:
                     ) from None
                 self._sleep(self._backoff.delay(failures))
 
+    # --- court packages and reports -----------------------------------------------------
+
+    def export(
+        self,
+        path: Path,
+        *,
+        purpose: str,
+        case: str | None = None,
+        evidence_ids: Sequence[str] = (),
+        overwrite: bool = False,
+        on_progress: ProgressCallback | None = None,
+    ) -> ExportedPackage:
+        """Ask for a court package of ``case`` or of ``evidence_ids``, for the stated ``purpose``
+        (recorded with every item's ``exported`` custody event), and write it to ``path``. The
+        bytes go to ``PATH.part``; ``path`` appears only once the whole archive arrived and its
+        central directory reads back. Not retried: each request is an export of its own."""
+        self._need_token("exporting")
+        path = Path(path)
+        purpose = purpose.strip()
+        if not purpose:
+            raise InvalidRequest("state the purpose of this export (--purpose); it is recorded in every item's chain")
+        if (case is None) == (not evidence_ids):
+            raise InvalidRequest("export either a case (--case) or named evidence items, not both and not neither")
+        body: dict[str, Any] = {"purpose": purpose}
+        if case is not None:
+            body["case"] = case
+        else:
+            body["evidence_ids"] = [_evidence_id(e) for e in evidence_ids]
+        if path.exists() and not overwrite:
+            raise InvalidRequest(f"{path} exists already; choose another path")
+        part = path.with_name(path.name + ".part")
+        report = on_progress or (lambda progress: None)
+        fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as file:
+                package_id, written = self._receive_package(body, file, report)
+                file.flush()
+                os.fsync(file.fileno())
+            _check_archive(part)
+            _put_in_place(part, path, overwrite)
+        except BaseException:
+            part.unlink(missing_ok=True)
+            raise
+        return ExportedPackage(path=path, package_id=package_id, size=written)
+
+    def _receive_package(self, body: dict[str, Any], file: Any, report: ProgressCallback) -> tuple[str, int]:
+        written = 0
+        try:
+            with self._evidence.stream("POST", "/v1/exports", json=body) as response:
+                if response.status_code != 200:
+                    raise error_for(response, "exporting the package")
+                announced = response.headers.get("Custody-Package-Files-Size", "")
+                total = int(announced) if announced.isdigit() else None
+                for block in response.iter_bytes():
+                    file.write(block)
+                    written += len(block)
+                    report(Progress("exporting", written, max(total, written) if total is not None else None))
+                return response.headers.get("Custody-Package-Id", ""), written
+        except httpx.TransportError as exc:
+            raise NetworkError(
+                f"the package stopped arriving after {written} bytes ({type(exc).__name__}); nothing was kept. "
+                "Export again; if it keeps stopping at the same point, an item may be damaged (see its chain)"
+            ) from None
+
+    def report(self, evidence_id: str, path: Path, *, overwrite: bool = False) -> Path:
+        """The chain-of-custody report (PDF) of one item, written to ``path``."""
+        self._need_token("reading the report")
+        evidence_id = _evidence_id(evidence_id)
+        path = Path(path)
+        if path.exists() and not overwrite:
+            raise InvalidRequest(f"{path} exists already; choose another path")
+        response = self._get(self._evidence, f"/v1/evidence/{evidence_id}/report", "reading the item's report")
+        if response.status_code != 200:
+            raise error_for(response, f"reading the report of item {evidence_id}")
+        if not response.content.startswith(b"%PDF-"):
+            raise NetworkError("the evidence service's report is not a PDF document")
+        part = path.with_name(path.name + ".part")
+        part.write_bytes(response.content)
+        try:
+            _put_in_place(part, path, overwrite)
+        except BaseException:
+            part.unlink(missing_ok=True)
+            raise
+        return path
+
     # --- the custody ledger ---------------------------------------------------------
 
     def chain(self, evidence_id: str) -> dict[str, Any]:
@@ -459,6 +555,18 @@ class CustodyClient:
             if failures >= self._backoff.attempts:
                 raise NetworkError(f"{doing} failed {failures} times in a row, last because {reason}")
             self._sleep(self._backoff.delay(failures))
+
+
+def _check_archive(path: Path) -> None:
+    """Raise NetworkError unless ``path`` is a whole zip archive with a manifest (a package cut
+    short lacks the central directory at its end)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            archive.getinfo("manifest.json")
+    except (zipfile.BadZipFile, KeyError, OSError):
+        raise NetworkError(
+            "the package arrived incomplete (the zip archive has no central directory or no manifest); export again"
+        ) from None
 
 
 def _put_in_place(part: Path, path: Path, overwrite: bool) -> None:

@@ -1,10 +1,11 @@
 """The ``custody`` command: mint a local token, submit evidence, fetch it verified, read and
-check its custody chain.
+check its custody chain, export court packages, verify them offline, get an item's report.
 
 Exit codes, for every command: 0 done; 1 a verification failed or the item was rejected;
 2 usage (bad arguments or a request the service refused as malformed); 3 authentication,
-permission or network. The token comes from ``CUSTODY_TOKEN``; the service URLs from
-``CUSTODY_INTAKE_URL``, ``CUSTODY_EVIDENCE_URL`` and ``CUSTODY_AUDIT_URL``.
+permission or network; 4 (``verify``) every check held, but against a key the package brought
+itself, not one pinned from outside. The token comes from ``CUSTODY_TOKEN``; the service URLs
+from ``CUSTODY_INTAKE_URL``, ``CUSTODY_EVIDENCE_URL`` and ``CUSTODY_AUDIT_URL``.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from custody_client.errors import (
     Rejected,
     VerificationFailed,
 )
+from custody_client.package import describe as describe_verdict
+from custody_client.package import verify_package
 from custody_client.progress import ProgressLine, human_bytes
 from custody_client.verify import LogKey, verify_chain
 
@@ -38,9 +41,11 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_ACCESS = 3
+EXIT_NOT_PINNED = 4
 
 ROLES = ("investigator", "prosecutor", "auditor", "admin")
 LOG_KEY_ENV = "CUSTODY_LOG_KEY"
+TSA_CA_ENV = "CUSTODY_TSA_CA"
 
 
 class _Usage(Exception):
@@ -95,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="custody",
         description="Submit evidence, fetch it verified, and check its custody chain.",
         epilog="Exit codes: 0 done, 1 verification failed or item rejected, 2 usage, "
-        "3 authentication, permission or network.",
+        "3 authentication, permission or network, 4 verified only against keys the package brought itself.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -137,6 +142,28 @@ def build_parser() -> argparse.ArgumentParser:
     chain.add_argument("--log-key", metavar="KEY",
                        help=f"the log's verifier key (ORIGIN+KEYID+KEY) or a file holding it; default ${LOG_KEY_ENV}")
     chain.set_defaults(run=_chain)
+
+    export = commands.add_parser("export", help="make a court package of a case or of named items")
+    export.add_argument("evidence_ids", nargs="*", type=_evidence_id, metavar="ID", help="evidence items to export")
+    export.add_argument("--case", help="export every item of this case")
+    export.add_argument("--purpose", required=True, metavar="TEXT", help="why; recorded with every item's export")
+    export.add_argument("-o", "--output", type=Path, required=True, metavar="FILE.zip")
+    export.add_argument("--force", action="store_true", help="replace FILE.zip if it exists")
+    export.set_defaults(run=_export)
+
+    verify = commands.add_parser("verify", help="check a court package offline, item by item")
+    verify.add_argument("package", type=Path, metavar="FILE.zip")
+    verify.add_argument("--log-key", metavar="KEY",
+                        help=f"the log's verifier key (ORIGIN+KEYID+KEY) or a file holding it; default ${LOG_KEY_ENV}")
+    verify.add_argument("--tsa-ca", type=Path, metavar="PEM",
+                        help=f"root certificate(s) of the time-stamping authority; default ${TSA_CA_ENV}")
+    verify.set_defaults(run=_verify)
+
+    report = commands.add_parser("report", help="the chain-of-custody report (PDF) of one item")
+    report.add_argument("evidence_id", type=_evidence_id, metavar="EVIDENCE_ID")
+    report.add_argument("-o", "--output", type=Path, required=True, metavar="FILE.pdf")
+    report.add_argument("--force", action="store_true", help="replace FILE.pdf if it exists")
+    report.set_defaults(run=_report)
     return parser
 
 
@@ -304,6 +331,67 @@ def _chain(args: argparse.Namespace) -> int:
             f"(root {cp.root_b64}) signed by {key.name}+{key.key_id.hex()}; item_seq 1…{report.events} "
             "with every prev_leaf linked"
         )
+    return EXIT_OK
+
+
+def _export(args: argparse.Namespace) -> int:
+    if (args.case is None) == (not args.evidence_ids):
+        raise _Usage("name either --case CASE or one or more evidence ids, not both")
+    if not args.purpose.strip():
+        raise _Usage("--purpose must say why the package is made")
+    display = _PhaseDisplay(sys.stderr)
+    with _client() as client:
+        try:
+            package = client.export(
+                args.output,
+                purpose=args.purpose,
+                case=args.case,
+                evidence_ids=args.evidence_ids,
+                overwrite=args.force,
+                on_progress=display,
+            )
+        finally:
+            display.finish()
+    _say(
+        f"package {package.package_id} written: {human_bytes(package.size)}; check it with "
+        f"`custody verify {package.path} --log-key KEY`"
+    )
+    print(package.path)
+    return EXIT_OK
+
+
+def _verify(args: argparse.Namespace) -> int:
+    value = args.log_key or os.environ.get(LOG_KEY_ENV)
+    key = _pinned_log_key(value) if value else None
+    roots = _tsa_roots(args.tsa_ca or (Path(os.environ[TSA_CA_ENV]) if os.environ.get(TSA_CA_ENV) else None))
+    if not args.package.is_file():
+        raise _Usage(f"{args.package} is not a readable file")
+    verdict = verify_package(args.package, key, tsa_roots=roots)
+    print(describe_verdict(verdict), flush=True)
+    if key is None:
+        _say(
+            f"the log key was NOT PINNED: the package was checked against its own log-key.txt, which a forger "
+            f"controls. Pass --log-key (or set ${LOG_KEY_ENV}) with the key from a source you trust."
+        )
+    return verdict.exit_code
+
+
+def _tsa_roots(path: Path | None) -> list[Any]:
+    if path is None:
+        return []
+    from cryptography import x509
+
+    try:
+        return list(x509.load_pem_x509_certificates(path.read_bytes()))
+    except ValueError:
+        raise _Usage(f"{path} holds no PEM certificate") from None
+
+
+def _report(args: argparse.Namespace) -> int:
+    with _client() as client:
+        path = client.report(args.evidence_id, args.output, overwrite=args.force)
+    _say(f"report of item {args.evidence_id} written")
+    print(path)
     return EXIT_OK
 
 

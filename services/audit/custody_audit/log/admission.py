@@ -112,9 +112,11 @@ class TrustedKeys:
         """The key ``service`` signs with, as last read."""
         return self._keys.get(service)
 
-    def refresh(self) -> bool:
-        """Re-read the keys unless that was done a moment ago; returns whether it did."""
-        if time.monotonic() - self._read_at < self._min_interval:
+    def refresh(self, service: str | None = None) -> bool:
+        """Re-read the keys unless that was done a moment ago; returns whether it did. A service
+        with no key yet is always looked up again: it started after audit and wrote its key
+        before its first event, so the key is there now."""
+        if time.monotonic() - self._read_at < self._min_interval and (service is None or service in self._keys):
             return False
         self._keys = dict(self._source())
         self._read_at = time.monotonic()
@@ -151,7 +153,7 @@ def admit(subject: str, payload: bytes, topology: Topology, keys: TrustedKeys) -
                 return Admitted(event, encoded)
             except InvalidSignature:
                 pass
-        if attempt == 0 and not keys.refresh():
+        if attempt == 0 and not keys.refresh(service):
             break
     if keys.get(service) is None:
         raise EventRejected(f"no trusted key for service {service!r}")

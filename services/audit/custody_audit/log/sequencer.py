@@ -39,6 +39,7 @@ from custody_audit.log.merkle import (
     verify_consistency,
 )
 from custody_audit.log.repository import StoredCheckpoint
+from custody_common.announcement import key_id
 from custody_common.bus import Topology, pull_batches
 from custody_common.crypto.signing import public_raw
 from custody_common.events import actor_service, new_event, rfc3339, sign_event
@@ -258,7 +259,7 @@ class Sequencer:
                 action="key_announced",
                 service=SERVICE,
                 actor=actor_service(SERVICE),
-                details={"public_key": ours, "algorithm": "Ed25519", "purpose": "custody-events"},
+                details={"public_key": ours, "key_id": key_id(self._event_key)},
             ),
             self._event_key,
         )
