@@ -75,10 +75,13 @@ class Deployment:
 
 
 @contextmanager
-def deployment(kind: str, work: Path, later: ExitStack, s3: S3Server | None = None) -> Iterator[Deployment]:
+def deployment(
+    kind: str, work: Path, later: ExitStack, s3: S3Server | None = None, service_env: dict[str, str] | None = None
+) -> Iterator[Deployment]:
     """Start the stack of configuration ``kind`` (all three services ready) in ``work``; stop it
     and remove its namespace and databases afterwards. Its bucket is removed when ``later``
-    closes, once the retention of what the bench sealed has run out."""
+    closes, once the retention of what the bench sealed has run out. ``service_env`` is added to
+    the environment of the services and of the ``custody`` command."""
     work.mkdir(parents=True, exist_ok=True)
     namespace = f"bench{uuid.uuid4().hex[:10]}"
     with ExitStack() as cleanup:
@@ -117,6 +120,7 @@ def deployment(kind: str, work: Path, later: ExitStack, s3: S3Server | None = No
             extra_env={
                 "CUSTODY_RETENTION": f"PT{RETENTION_SECONDS}S",
                 "CUSTODY_MAX_UPLOAD_SIZE": str(64 * 1024**3),
+                **(service_env or {}),
             },
         )
         found = Deployment(kind=kind, stack=stack, work=work, s3=s3, bucket=bucket)

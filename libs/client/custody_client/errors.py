@@ -5,9 +5,12 @@ The server's own explanation (the ``detail`` of its JSON error body) travels in 
 
 from __future__ import annotations
 
-import httpx
+from typing import TYPE_CHECKING
 
 from custody_common.errors import CustodyError, IntegrityError
+
+if TYPE_CHECKING:
+    import httpx
 
 
 class ClientError(CustodyError):
@@ -47,6 +50,8 @@ class InvalidRequest(ClientError):
 
 def server_detail(response: httpx.Response) -> str | None:
     """The ``detail`` sentence of an error response, flattened when it is a validation list."""
+    import httpx  # here, not above: the offline verifiers import this module without httpx
+
     try:
         response.read()
         body = response.json()

@@ -129,11 +129,11 @@ def _jcs(value: Any) -> str:
     if value is False:
         return "false"
     if isinstance(value, int):
-        if abs(value) > 2**53:
+        if abs(value) > 2**53 - 1:
             raise VerificationFailed("a custody event holds an integer too large for RFC 8785")
         return str(value)
     if isinstance(value, float):
-        if value.is_integer() and abs(value) <= 2**53:
+        if value.is_integer() and abs(value) <= 2**53 - 1:
             return str(int(value))
         raise VerificationFailed("a custody event holds a fractional number; it cannot be canonicalized here")
     if isinstance(value, str):
@@ -566,7 +566,7 @@ def _check_metadata(events: list[dict[str, Any]], entry: Mapping[str, Any], add:
     ]
     undisclosed = sorted(set(committed) - set(metadata))
     if wrong or undisclosed:
-        said = [f"{', '.join(wrong)} differ from what was committed at submission"] if wrong else []
+        said = [f"{', '.join(wrong)} do not match what was committed at submission"] if wrong else []
         said += [f"{', '.join(undisclosed)} committed at submission but not shown"] if undisclosed else []
         add(Finding(False, "metadata", "; ".join(said)))
     else:

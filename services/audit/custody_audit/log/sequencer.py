@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import os
 from collections.abc import AsyncIterator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
@@ -122,6 +123,7 @@ class Sequencer:
         trusted_keys: TrustedKeys,
         batch_size: int = 1000,
         fetch_timeout: float = 1.0,
+        admission_threads: int | None = None,
     ) -> None:
         self._engine = engine
         self._topology = topology
@@ -131,6 +133,8 @@ class Sequencer:
         self._keys = trusted_keys
         self._batch_size = batch_size
         self._fetch_timeout = fetch_timeout
+        # Signature checks release the GIL, so they scale with cores; leave half to the rest.
+        self._admission_threads = admission_threads or max(1, min(4, (os.cpu_count() or 1) // 2))
         self._tree = CompactRange()
         self._checkpoint: StoredCheckpoint | None = None
         self.stats = SequencerStats()
@@ -185,8 +189,7 @@ class Sequencer:
 
         async def judge_batches() -> None:
             async for messages in stream:
-                judged = await asyncio.to_thread(self._judge_messages, messages)
-                await judged_batches.put((messages, judged))
+                await judged_batches.put((messages, await self._judge_in_threads(messages)))
 
         judging = asyncio.create_task(judge_batches(), name="custody-log-admission")
         next_batch: asyncio.Future[tuple[list[Msg], Judged]] | None = None
@@ -266,6 +269,18 @@ class Sequencer:
         await self.append_judged(conn, Judged([(Incoming("", b""), Admitted(event, canonical(event)))], []))
         log.info("announced audit's event-signing key in the log")
         return event
+
+    async def _judge_in_threads(self, messages: list[Msg]) -> Judged:
+        share = -(-len(messages) // self._admission_threads)
+        parts = await asyncio.gather(
+            *(
+                asyncio.to_thread(self._judge_messages, messages[start : start + share])
+                for start in range(0, len(messages), share)
+            )
+        )
+        return Judged(
+            [pair for part in parts for pair in part.admitted], [pair for part in parts for pair in part.rejected]
+        )
 
     def _judge_messages(self, messages: list[Msg]) -> Judged:
         return self.judge([_incoming(msg) for msg in messages])

@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import uuid
 
+import psycopg
 import pytest
+import sqlalchemy.exc
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -14,7 +16,6 @@ from custody_audit.errors import LogDamaged
 from custody_audit.log import repository
 from custody_audit.log.checkpoint import verifier_key, verify_checkpoint
 from custody_audit.log.entry import parse_leaf
-from custody_audit.log.sequencer import Incoming
 from custody_audit.log.merkle import (
     consistency_nodes,
     consistency_proof,
@@ -22,13 +23,12 @@ from custody_audit.log.merkle import (
     tree_hash,
     verify_consistency,
 )
+from custody_audit.log.sequencer import Incoming
 from custody_audit.log.tables import leaves, nodes, rejected_events
 from custody_common.crypto.signing import load_public_key
 from custody_common.events import canonical
 from custody_common.ids import uuid7
 from custody_common.settings import Settings
-
-
 
 async def _all_leaves(engine: AsyncEngine) -> list[repository.StoredLeaf]:
     async with engine.connect() as conn:
@@ -208,7 +208,8 @@ async def test_a_failed_batch_leaves_no_trace(settings, engine, sequencer, signe
         async with engine.begin() as other:
             row = (await other.execute(select(leaves))).mappings().one()
             await other.execute(leaves.insert().values({**row, "idx": 1, "event_id": "intruder"}))
-        with pytest.raises(Exception):  # noqa: B017 — the database's own unique-key error
+        # SQLite reports it through SQLAlchemy; PostgreSQL's COPY straight from psycopg.
+        with pytest.raises((sqlalchemy.exc.IntegrityError, psycopg.errors.UniqueViolation)):
             await sequencer.append(conn, [incoming(signed("intake")), incoming(signed("intake"))])
         assert sequencer.size == 1
     async with engine.connect() as conn:

@@ -73,7 +73,7 @@ async def test_published_events_are_logged_and_forgeries_kept_aside(
     # A redelivered or re-published event (another message id, same event) is logged once.
     await js.publish(topology.events_subject("intake"), canonical(genuine[0]))
 
-    sequencer = make_sequencer(batch_size=64, fetch_timeout=0.2)
+    sequencer = make_sequencer(batch_size=64, fetch_timeout=0.2, admission_threads=3)
     task = asyncio.create_task(sequencer.run(js))
     try:
         # +1: audit announces its own key at first start.

@@ -314,7 +314,7 @@ class ExportService:
             if time.monotonic() + pause > deadline:
                 raise LedgerTimeout(
                     f"the custody ledger did not log the export of {len(pending)} item(s) within "
-                    f"{self._log_wait.total_seconds():.0f} s (first: {next(iter(pending))}); the exports are recorded "
+                    f"{self._log_wait.total_seconds():g} s (first: {next(iter(pending))}); the exports are recorded "
                     "and will be logged; ask for the package again shortly"
                 )
             await asyncio.sleep(pause)

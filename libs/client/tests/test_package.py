@@ -1,0 +1,662 @@
+"""The offline verifier of court packages, against packages built here from the format's
+description (docs/package-format.md) alone: a whole one holds, and each kind of tampering
+fails naming what failed; the log key and the time-stamping authority must come from outside;
+no network is touched and nothing beyond the standard library, cryptography and
+rfc3161-client is imported."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from custody_client import cli
+from custody_client.package import (
+    EXIT_FAILED,
+    EXIT_NOT_PINNED,
+    EXIT_OK,
+    canonical_json,
+    describe,
+    verify_package,
+)
+from custody_client.verify import LogKey
+from custody_common.events import canonical, sign_event
+
+ORIGIN = "custody.test/court-log"
+CASE = "UA-2024-017"
+PURPOSE = "Trial of the camp's commander, hearing 2024-117"
+
+
+# --- a package made from the format's description -------------------------------------------
+
+
+def _raw(key: Ed25519PrivateKey) -> bytes:
+    return key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def _k(n: int) -> int:
+    k = 1
+    while k * 2 < n:
+        k *= 2
+    return k
+
+
+def _mth(hashes: list[bytes]) -> bytes:
+    if len(hashes) == 1:
+        return hashes[0]
+    k = _k(len(hashes))
+    return hashlib.sha256(b"\x01" + _mth(hashes[:k]) + _mth(hashes[k:])).digest()
+
+
+def _path(m: int, hashes: list[bytes]) -> list[bytes]:
+    if len(hashes) == 1:
+        return []
+    k = _k(len(hashes))
+    return _path(m, hashes[:k]) + [_mth(hashes[k:])] if m < k else _path(m - k, hashes[k:]) + [_mth(hashes[:k])]
+
+
+def leaf_hash(leaf: bytes) -> bytes:
+    return hashlib.sha256(b"\x00" + leaf).digest()
+
+
+def verifier_key(key: Ed25519PrivateKey, origin: str = ORIGIN) -> str:
+    raw = _raw(key)
+    key_id = hashlib.sha256(origin.encode() + b"\n\x01" + raw).digest()[:4]
+    return f"{origin}+{key_id.hex()}+{base64.b64encode(bytes([1]) + raw).decode()}"
+
+
+def sign_note(body: str, key: Ed25519PrivateKey, origin: str = ORIGIN) -> str:
+    key_id = hashlib.sha256(origin.encode() + b"\n\x01" + _raw(key)).digest()[:4]
+    return f"{body}\n\u2014 {origin} {base64.b64encode(key_id + key.sign(body.encode())).decode()}\n"
+
+
+def _commit(text: str) -> tuple[str, str]:
+    salt = os.urandom(16)
+    return salt.hex(), hashlib.sha256(salt + text.encode()).hexdigest()
+
+
+@dataclass
+class Package:
+    """The parts of a package, to be altered by a test, then written as a zip."""
+
+    files: dict[str, bytes] = field(default_factory=dict)
+    log_key: Ed25519PrivateKey = field(default_factory=Ed25519PrivateKey.generate)
+    evidence_key: Ed25519PrivateKey = field(default_factory=Ed25519PrivateKey.generate)
+
+    def write(self, path: Path) -> Path:
+        with zipfile.ZipFile(path, "w") as archive:
+            for name, content in self.files.items():
+                archive.writestr(name, content)
+        return path
+
+    @property
+    def pinned(self) -> LogKey:
+        return LogKey.parse(verifier_key(self.log_key))
+
+    def manifest(self) -> dict[str, Any]:
+        return json.loads(self.files["manifest.json"])
+
+    def chain(self, evidence_id: str) -> dict[str, Any]:
+        return json.loads(self.files[f"custody/{evidence_id}.json"])
+
+    def put_chain(self, evidence_id: str, chain: dict[str, Any]) -> None:
+        self.files[f"custody/{evidence_id}.json"] = json.dumps(chain, indent=2).encode()
+
+    def sign_manifest(self, manifest: dict[str, Any], key: Ed25519PrivateKey | None = None) -> None:
+        key = key or self.evidence_key
+        body = json.dumps(manifest, indent=2, ensure_ascii=False).encode()
+        self.files["manifest.json"] = body
+        self.files["manifest.sig"] = key.sign(body)
+        self.files["manifest.pub.pem"] = key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+
+
+def build(contents: dict[str, bytes] | None = None) -> Package:
+    """A package of ``contents`` ({file name: bytes}), its events logged among others."""
+    contents = contents or {"Депортація дітей.mp4": os.urandom(70_000), "witness.pdf": b"%PDF-1.4 statement"}
+    package = Package()
+    evidence_key = package.evidence_key
+    evidence_key_id = hashlib.sha256(_raw(evidence_key)).hexdigest()
+    package_id = "0190a1b2-ffff-7000-8000-00000000abcd"
+    purpose_salt, purpose_digest = _commit(PURPOSE)
+    items, per_item = [], []
+    for n, (name, content) in enumerate(contents.items()):
+        evidence_id = f"0190a1b2-0000-7000-8000-{n:012d}"
+        metadata = {"filename": name, "title": f"Item {n} — Херсон"}
+        salts, commitments = {}, {}
+        for key, text in metadata.items():
+            salts[key], commitments[key] = _commit(text)
+        sha256 = hashlib.sha256(content).hexdigest()
+        items.append(
+            {
+                "evidence_id": evidence_id,
+                "case": CASE,
+                "path": f"files/{name}",
+                "sha256": sha256,
+                "size": len(content),
+                "custody": f"custody/{evidence_id}.json",
+                "submitter": "olena",
+                "created_at": "2025-05-01T10:00:00.000Z",
+                "received_at": "2025-05-01T10:01:00.000Z",
+                "sealed_at": "2025-05-01T10:01:01.000Z",
+                "metadata": metadata,
+                "metadata_salts": salts,
+            }
+        )
+        per_item.append((evidence_id, sha256, len(content), commitments))
+        package.files[f"files/{name}"] = content
+    manifest = {
+        "type": "custody-package/v1",
+        "package_id": package_id,
+        "created_at": "2025-05-09T12:00:00.000Z",
+        "exported_by": {"sub": "petra", "roles": ["prosecutor"]},
+        "purpose": {"text": PURPOSE, "salt": purpose_salt},
+        "selection": {"case": CASE},
+        "log": {"origin": ORIGIN},
+        "evidence_service_key": {"key_id": evidence_key_id, "public_key": base64.b64encode(_raw(evidence_key)).decode()},
+        "items": items,
+        "excluded": [{"evidence_id": "0190a1b2-0000-7000-8000-0000000000ff", "case": CASE, "reason": "rejected: hash_mismatch"}],
+    }
+    package.sign_manifest(manifest)
+    manifest_sha256 = hashlib.sha256(package.files["manifest.json"]).hexdigest()
+
+    intake_key = Ed25519PrivateKey.generate()
+    leaves: list[bytes] = [canonical({"event": {"action": "key_announced"}, "item_seq": None, "prev_leaf": None,
+                                      "logged_at": "2025-05-01T09:00:00.000Z"})]
+    positions: dict[str, list[int]] = {}
+    previous: dict[str, str | None] = {}
+    for step in ("submitted", "sealed", "exported"):
+        for evidence_id, sha256, size, commitments in per_item:
+            fields: dict[str, Any] = {
+                "type": "custody-event/v1",
+                "id": f"{step}-{evidence_id}",
+                "action": step,
+                "evidence_id": evidence_id,
+                "case": CASE,
+                "time": "2025-05-01T10:00:00.000Z",
+                "sha256": sha256,
+                "size": size,
+            }
+            if step == "submitted":
+                event = sign_event(fields | {"actor": {"sub": "olena", "roles": ["investigator"]}, "service": "intake",
+                                             "commitments": commitments}, intake_key)
+            elif step == "sealed":
+                event = sign_event(fields | {"actor": {"service": "evidence"}, "service": "evidence"}, evidence_key)
+            else:
+                event = sign_event(
+                    fields
+                    | {
+                        "actor": {"sub": "petra", "roles": ["prosecutor"]},
+                        "service": "evidence",
+                        "commitments": {"purpose": purpose_digest},
+                        "details": {"package_id": package_id, "manifest_sha256": manifest_sha256,
+                                    "signing_key": evidence_key_id, "request_id": "r-1"},
+                    },
+                    evidence_key,
+                )
+            seq = len(positions.get(evidence_id, [])) + 1
+            entry = {"event": event, "item_seq": seq, "prev_leaf": previous.get(evidence_id),
+                     "logged_at": "2025-05-01T10:00:00.500Z"}
+            leaves.append(canonical(entry))
+            positions.setdefault(evidence_id, []).append(len(leaves) - 1)
+            previous[evidence_id] = leaf_hash(leaves[-1]).hex()
+            leaves.append(canonical({"event": {"action": "accessed", "evidence_id": "another"}, "item_seq": 1,
+                                     "prev_leaf": None, "logged_at": "2025-05-01T10:00:00.600Z"}))
+    hashes = [leaf_hash(leaf) for leaf in leaves]
+    note = sign_note(f"{ORIGIN}\n{len(leaves)}\n{base64.b64encode(_mth(hashes)).decode()}\n", package.log_key)
+    package.files["checkpoint.txt"] = note.encode()
+    package.files["log-key.txt"] = (verifier_key(package.log_key) + "\n").encode()
+    for evidence_id, indices in positions.items():
+        package.put_chain(
+            evidence_id,
+            {
+                "checkpoint": note,
+                "events": [
+                    {"index": i, "leaf": base64.b64encode(leaves[i]).decode(), "entry": json.loads(leaves[i]),
+                     "inclusion": [base64.b64encode(h).decode() for h in _path(i, hashes)]}
+                    for i in indices
+                ],
+            },
+        )
+    package.files["report.pdf"] = b"%PDF-1.4 for people"
+    package.files["VERIFY.md"] = b"# How to verify"
+    return package
+
+
+# --- a whole package --------------------------------------------------------------------------
+
+
+def test_a_whole_package_holds_against_the_pinned_key(tmp_path: Path) -> None:
+    package = build()
+    verdict = verify_package(package.write(tmp_path / "p.zip"), package.pinned)
+    assert verdict.ok, verdict.failures
+    assert verdict.exit_code == EXIT_OK
+    assert verdict.key_pinned and verdict.timestamp_pinned is None
+    assert len(verdict.items) == 2 and all(item.ok for item in verdict.items)
+    checks = {f.check for item in verdict.items for f in item.findings}
+    assert checks == {"file SHA-256", "custody chain", "sealed event", "exported event", "evidence key", "metadata"}
+    assert verdict.package_id == "0190a1b2-ffff-7000-8000-00000000abcd" and verdict.purpose == PURPOSE
+    report = describe(verdict)
+    assert "VERIFIED: 2 item(s)" in report and "Депортація дітей.mp4" in report
+    assert "not exported: 0190a1b2-0000-7000-8000-0000000000ff" in report and "hash_mismatch" in report
+
+
+def test_without_a_pinned_key_it_says_so_and_exits_4(tmp_path: Path) -> None:
+    package = build()
+    verdict = verify_package(package.write(tmp_path / "p.zip"), None)
+    assert verdict.ok and not verdict.key_pinned
+    assert verdict.exit_code == EXIT_NOT_PINNED
+    assert "NOT PINNED" in describe(verdict)
+
+
+# --- each kind of tampering -----------------------------------------------------------------
+
+
+def _first(package: Package) -> str:
+    return package.manifest()["items"][0]["evidence_id"]
+
+
+def changed_byte(package: Package) -> None:
+    name = package.manifest()["items"][0]["path"]
+    content = bytearray(package.files[name])
+    content[len(content) // 2] ^= 0x01
+    package.files[name] = bytes(content)
+
+
+def removed_event(package: Package) -> None:
+    chain = package.chain(_first(package))
+    del chain["events"][1]
+    package.put_chain(_first(package), chain)
+
+
+def removed_last_event(package: Package) -> None:
+    chain = package.chain(_first(package))
+    del chain["events"][-1]
+    package.put_chain(_first(package), chain)
+
+
+def edited_entry(package: Package) -> None:
+    chain = package.chain(_first(package))
+    chain["events"][0]["entry"]["event"]["actor"]["sub"] = "someone-else"
+    package.put_chain(_first(package), chain)
+
+
+def edited_leaf(package: Package) -> None:
+    """The event rewritten consistently in leaf and entry: the proof no longer reaches the root."""
+    chain = package.chain(_first(package))
+    entry = chain["events"][0]["entry"]
+    entry["event"]["time"] = "2025-04-01T00:00:00.000Z"
+    leaf = canonical(entry)
+    chain["events"][0]["leaf"] = base64.b64encode(leaf).decode()
+    package.put_chain(_first(package), chain)
+
+
+def changed_proof_hash(package: Package) -> None:
+    chain = package.chain(_first(package))
+    proof = chain["events"][2]["inclusion"]
+    proof[0] = base64.b64encode(bytes(b ^ 0xFF for b in base64.b64decode(proof[0]))).decode()
+    package.put_chain(_first(package), chain)
+
+
+def resigned_checkpoint(package: Package) -> None:
+    """A forger's log: the checkpoint (and every chain's copy) signed with another key, and
+    log-key.txt replaced by the forger's key."""
+    forger = Ed25519PrivateKey.generate()
+    old = package.files["checkpoint.txt"].decode()
+    note = sign_note(old[: old.index("\n\n") + 1], forger)
+    package.files["checkpoint.txt"] = note.encode()
+    package.files["log-key.txt"] = verifier_key(forger).encode()
+    for item in package.manifest()["items"]:
+        chain = package.chain(item["evidence_id"])
+        chain["checkpoint"] = note
+        package.put_chain(item["evidence_id"], chain)
+
+
+def edited_manifest(package: Package) -> None:
+    manifest_bytes = package.files["manifest.json"].replace(PURPOSE.encode(), b"Routine review")
+    package.files["manifest.json"] = manifest_bytes
+
+
+def resigned_manifest(package: Package) -> None:
+    """The manifest edited (another purpose and title) and signed again with a forger's key."""
+    manifest = package.manifest()
+    manifest["items"][0]["metadata"]["title"] = "Something else"
+    forger = Ed25519PrivateKey.generate()
+    manifest["evidence_service_key"] = {
+        "key_id": hashlib.sha256(_raw(forger)).hexdigest(),
+        "public_key": base64.b64encode(_raw(forger)).decode(),
+    }
+    package.sign_manifest(manifest, forger)
+
+
+def swapped_file(package: Package) -> None:
+    """A file replaced and its manifest entry changed to match: the signature breaks."""
+    manifest = package.manifest()
+    replacement = b"a different video"
+    manifest["items"][0]["sha256"] = hashlib.sha256(replacement).hexdigest()
+    manifest["items"][0]["size"] = len(replacement)
+    package.files[manifest["items"][0]["path"]] = replacement
+    package.files["manifest.json"] = json.dumps(manifest, indent=2, ensure_ascii=False).encode()
+
+
+def extra_file(package: Package) -> None:
+    package.files["files/planted.jpg"] = b"not evidence"
+
+
+TAMPERING: list[tuple[Callable[[Package], None], list[str]]] = [
+    (changed_byte, ["file SHA-256", "sealed event", "exported event"]),
+    (removed_event, ["custody chain"]),
+    (removed_last_event, ["exported event"]),
+    (edited_entry, ["custody chain"]),
+    (edited_leaf, ["custody chain"]),
+    (changed_proof_hash, ["custody chain"]),
+    (resigned_checkpoint, ["log key", "checkpoint"]),
+    (edited_manifest, ["manifest signature", "exported event"]),
+    (resigned_manifest, ["exported event", "evidence key", "metadata"]),
+    (swapped_file, ["manifest signature", "sealed event", "exported event"]),
+    (extra_file, ["package contents"]),
+]
+
+
+@pytest.mark.parametrize(("tamper", "failed"), TAMPERING, ids=[t.__name__ for t, _ in TAMPERING])
+def test_tampering_fails_naming_what_failed(tmp_path: Path, tamper, failed: list[str]) -> None:  # type: ignore[no-untyped-def]
+    package = build()
+    pinned = package.pinned
+    tamper(package)
+    verdict = verify_package(package.write(tmp_path / "p.zip"), pinned)
+    assert not verdict.ok
+    assert verdict.exit_code == EXIT_FAILED
+    named = {f.check for f in verdict.findings if not f.ok} | {
+        f.check for item in verdict.items for f in item.findings if not f.ok
+    }
+    assert set(failed) <= named, (named, verdict.failures)
+    assert "FAILED:" in describe(verdict)
+
+
+def test_a_forged_log_passes_only_unpinned(tmp_path: Path) -> None:
+    """Why the key must come from outside: a forger's consistent package holds against the
+    key it brings, so the verdict is 'not pinned', never 'verified'."""
+    package = build()
+    resigned_checkpoint(package)
+    verdict = verify_package(package.write(tmp_path / "p.zip"), None)
+    assert verdict.ok and verdict.exit_code == EXIT_NOT_PINNED
+
+
+def test_specific_messages(tmp_path: Path) -> None:
+    package = build()
+    pinned = package.pinned
+    removed_event(package)
+    verdict = verify_package(package.write(tmp_path / "a.zip"), pinned)
+    assert any("an event is missing" in f for f in verdict.failures), verdict.failures
+    package = build()
+    changed_byte(package)
+    verdict = verify_package(package.write(tmp_path / "b.zip"), package.pinned)
+    assert any("files/Депортація дітей.mp4 has SHA-256" in f for f in verdict.failures), verdict.failures
+
+
+def test_not_a_zip_and_missing_parts(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.zip"
+    junk.write_bytes(b"PK not really")
+    assert verify_package(junk, None).exit_code == EXIT_FAILED
+    package = build()
+    del package.files["manifest.sig"]
+    verdict = verify_package(package.write(tmp_path / "p.zip"), package.pinned)
+    assert verdict.exit_code == EXIT_FAILED and any("missing: manifest.sig" in f for f in verdict.failures)
+
+
+def test_unsafe_paths_are_refused(tmp_path: Path) -> None:
+    package = build()
+    path = package.write(tmp_path / "p.zip")
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.writestr("../outside.txt", b"x")
+    verdict = verify_package(path, package.pinned)
+    assert any("unsafe or repeated paths: ../outside.txt" in f for f in verdict.failures)
+
+
+# --- RFC 8785, as the events are signed -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"b": 1, "a": [True, None, "é\u2028\n\"\\"], "\u20ac": {}, "\U0001f600": 0, "aa": -5},
+        {"details": {"size": 9007199254740991, "text": "tab\tcontrol\x01"}},
+    ],
+)
+def test_canonical_json_is_rfc_8785(value: dict[str, Any]) -> None:
+    assert canonical_json(value) == canonical(value)
+
+
+# --- the RFC 3161 time-stamp ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Tsa:
+    folder: Path
+    root: Path
+
+
+@pytest.fixture(scope="module")
+def tsa(tmp_path_factory: pytest.TempPathFactory) -> Tsa:
+    """A time-stamping authority made with openssl: a root CA and a TSA certificate."""
+    folder = tmp_path_factory.mktemp("tsa")
+    (folder / "tsa.cnf").write_text(
+        textwrap.dedent(
+            """
+            [ tsa ]
+            default_tsa = tsa_config
+            [ tsa_config ]
+            serial = ./serial
+            crypto_device = builtin
+            signer_cert = ./tsa.pem
+            certs = ./tsa.pem
+            signer_key = ./tsa.key
+            signer_digest = sha256
+            default_policy = 1.2.3.4.1
+            other_policies = 1.2.3.4.2
+            digests = sha256
+            accuracy = secs:1
+            ordering = no
+            tsa_name = no
+            ess_cert_id_chain = no
+            ess_cert_id_alg = sha256
+            [ v3_tsa ]
+            basicConstraints = CA:FALSE
+            extendedKeyUsage = critical,timeStamping
+            keyUsage = critical,digitalSignature
+            [ v3_ca ]
+            basicConstraints = critical,CA:TRUE
+            keyUsage = critical,keyCertSign,cRLSign
+            """
+        )
+    )
+    (folder / "serial").write_text("01\n")
+
+    def run(*args: str) -> None:
+        done = subprocess.run(["openssl", *args], cwd=folder, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    run("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-subj", "/CN=Test TSA Root", "-days", "2",
+        "-extensions", "v3_ca", "-config", "tsa.cnf")
+    run("req", *ec, "-keyout", "tsa.key", "-out", "tsa.csr", "-subj", "/CN=Test TSA")
+    run("x509", "-req", "-in", "tsa.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "tsa.pem",
+        "-days", "2", "-extfile", "tsa.cnf", "-extensions", "v3_tsa")
+    return Tsa(folder=folder, root=folder / "ca.pem")
+
+
+def stamp(tsa: Tsa, data: bytes) -> bytes:
+    """The TSA's RFC 3161 response over SHA-256 of ``data``."""
+    (tsa.folder / "data").write_bytes(data)
+    for args in (
+        ["ts", "-query", "-data", "data", "-sha256", "-cert", "-out", "query.tsq"],
+        ["ts", "-reply", "-config", "tsa.cnf", "-queryfile", "query.tsq", "-out", "reply.tsr"],
+    ):
+        done = subprocess.run(["openssl", *args], cwd=tsa.folder, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+    return (tsa.folder / "reply.tsr").read_bytes()
+
+
+def _roots(path: Path) -> list[x509.Certificate]:
+    return x509.load_pem_x509_certificates(path.read_bytes())
+
+
+def test_a_time_stamp_of_the_checkpoint_holds_against_the_pinned_tsa(tmp_path: Path, tsa: Tsa) -> None:
+    package = build()
+    package.files["checkpoint.tsr"] = stamp(tsa, package.files["checkpoint.txt"])
+    path = package.write(tmp_path / "p.zip")
+    pinned = verify_package(path, package.pinned, tsa_roots=_roots(tsa.root))
+    assert pinned.exit_code == EXIT_OK, pinned.failures
+    [finding] = [f for f in pinned.findings if f.check == "time-stamp"]
+    assert finding.ok and "signed by a pinned time-stamping authority" in finding.detail
+    unpinned = verify_package(path, package.pinned)
+    assert unpinned.ok and unpinned.timestamp_pinned is False and unpinned.exit_code == EXIT_NOT_PINNED
+    assert "the time-stamping authority came from the package itself" in describe(unpinned)
+
+
+def test_a_time_stamp_of_something_else_or_by_another_tsa_fails(tmp_path: Path, tsa: Tsa) -> None:
+    package = build()
+    package.files["checkpoint.tsr"] = stamp(tsa, b"another checkpoint")
+    verdict = verify_package(package.write(tmp_path / "a.zip"), package.pinned, tsa_roots=_roots(tsa.root))
+    assert verdict.exit_code == EXIT_FAILED
+    assert any("time-stamps another document" in f for f in verdict.failures)
+
+    package = build()
+    package.files["checkpoint.tsr"] = stamp(tsa, package.files["checkpoint.txt"])
+    other_root = Ed25519PrivateKey.generate()
+    stranger = _self_signed(other_root)
+    verdict = verify_package(package.write(tmp_path / "b.zip"), package.pinned, tsa_roots=[stranger])
+    assert verdict.exit_code == EXIT_FAILED
+    assert any("does not verify under the pinned TSA roots" in f for f in verdict.failures)
+
+    package = build()
+    package.files["checkpoint.tsr"] = b"\x30\x03\x02\x01\x02"
+    verdict = verify_package(package.write(tmp_path / "c.zip"), package.pinned, tsa_roots=_roots(tsa.root))
+    assert verdict.exit_code == EXIT_FAILED and any(f.startswith("time-stamp:") for f in verdict.failures)
+
+
+def _self_signed(key: Ed25519PrivateKey) -> x509.Certificate:
+    import datetime as dt
+
+    name = x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, "Another TSA root")])
+    now = dt.datetime.now(dt.UTC)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, None)
+    )
+
+
+# --- offline, and nothing but the standard library and cryptography --------------------------
+
+
+def test_it_never_touches_the_network(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    package = build()
+    path = package.write(tmp_path / "p.zip")
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the offline verifier tried to use the network")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    assert verify_package(path, package.pinned).exit_code == EXIT_OK
+
+
+def test_it_imports_nothing_beyond_the_standard_library_and_cryptography(tmp_path: Path, tsa: Tsa) -> None:
+    """Run in a fresh interpreter where every other third-party module fails to import."""
+    package = build()
+    package.files["checkpoint.tsr"] = stamp(tsa, package.files["checkpoint.txt"])
+    path = package.write(tmp_path / "p.zip")
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from importlib.abc import MetaPathFinder
+
+        ALLOWED = set(sys.stdlib_module_names) | {{
+            "cryptography", "_cffi_backend", "cffi", "_openssl", "rfc3161_client",
+            "custody_client", "custody_common",
+        }}
+
+        class Refuse(MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] not in ALLOWED:
+                    raise ImportError(f"the verifier must not need {{name}}")
+                if name.startswith("custody_common.") and name != "custody_common.errors":
+                    raise ImportError(f"the verifier must not need {{name}}")
+                if name.startswith("custody_client.") and name not in (
+                    "custody_client.package", "custody_client.verify", "custody_client.errors"
+                ):
+                    raise ImportError(f"the verifier must not need {{name}}")
+                return None
+
+        sys.meta_path.insert(0, Refuse())
+        from cryptography import x509
+        from custody_client.package import verify_package
+        from custody_client.verify import LogKey
+        roots = x509.load_pem_x509_certificates(open({str(tsa.root)!r}, "rb").read())
+        verdict = verify_package({str(path)!r}, LogKey.parse({str(package.pinned)!r}), tsa_roots=roots)
+        print(verdict.exit_code, verdict.failures)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "0 []"
+
+
+# --- the command ----------------------------------------------------------------------------
+
+
+def test_custody_verify_exit_codes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.delenv("CUSTODY_LOG_KEY", raising=False)
+    monkeypatch.delenv("CUSTODY_TSA_CA", raising=False)
+    package = build()
+    path = package.write(tmp_path / "p.zip")
+    assert cli.main(["verify", str(path), "--log-key", str(package.pinned)]) == 0
+    assert "VERIFIED" in capsys.readouterr().out
+    key_file = tmp_path / "log.key"
+    key_file.write_text(str(package.pinned) + "\n")
+    monkeypatch.setenv("CUSTODY_LOG_KEY", str(key_file))
+    assert cli.main(["verify", str(path)]) == 0
+    monkeypatch.delenv("CUSTODY_LOG_KEY")
+    assert cli.main(["verify", str(path)]) == 4
+    captured = capsys.readouterr()
+    assert "NOT PINNED" in captured.out and "was NOT PINNED" in captured.err
+    changed_byte(package)
+    broken = package.write(tmp_path / "broken.zip")
+    assert cli.main(["verify", str(broken), "--log-key", str(package.pinned)]) == 1
+    assert "file SHA-256" in capsys.readouterr().out
+    assert cli.main(["verify", str(tmp_path / "missing.zip"), "--log-key", str(package.pinned)]) == 2
+    assert cli.main(["verify", str(path), "--log-key", "not-a-key"]) == 2
+
+
+def test_a_package_round_trips_through_bytes(tmp_path: Path) -> None:
+    """The builder itself writes what zipfile reads: a guard on this test module."""
+    package = build()
+    data = package.write(tmp_path / "p.zip").read_bytes()
+    assert set(zipfile.ZipFile(io.BytesIO(data)).namelist()) == set(package.files)
+    assert copy.deepcopy(package.manifest())["type"] == "custody-package/v1"

@@ -1,0 +1,101 @@
+"""The zip stream: readable by zipfile and by Info-ZIP, ZIP64 where sizes call for it, a fault
+mid-entry leaves no central directory, and memory stays flat however large an entry is."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import shutil
+import subprocess
+import tracemalloc
+import zipfile
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from custody_evidence.export.package import PackageEntry, small, zip_stream
+
+WHEN = datetime(2025, 5, 1, 10, 30, 12, tzinfo=UTC)
+SEGMENT = 64 * 1024
+
+
+def _blocks(total: int, seed: bytes = b"evidence") -> Iterator[bytes]:
+    """``total`` deterministic bytes, a segment at a time, never all in memory."""
+    counter = 0
+    sent = 0
+    while sent < total:
+        block = hashlib.sha256(seed + counter.to_bytes(8, "big")).digest() * (SEGMENT // 32)
+        block = block[: min(SEGMENT, total - sent)]
+        counter += 1
+        sent += len(block)
+        yield block
+
+
+def test_a_package_reads_back_with_zipfile_and_unzip(tmp_path: Path) -> None:
+    video = b"".join(_blocks(3 * SEGMENT + 17))
+    entries = [
+        small("manifest.json", b'{"type": "custody-package/v1"}\n'),
+        small("custody/x.json", b"{}"),
+        PackageEntry("files/Звіт (2).pdf", lambda: _blocks(len(video)), size=len(video), compress=False),
+        PackageEntry("files/empty.bin", lambda: iter(()), size=0, compress=False),
+        PackageEntry("report.pdf", lambda: (b"%PDF-1.4 report",)),
+    ]
+    archive_bytes = b"".join(zip_stream(entries, WHEN))
+    archive = zipfile.ZipFile(io.BytesIO(archive_bytes))
+    assert archive.testzip() is None
+    assert [i.filename for i in archive.infolist()] == [e.path for e in entries]
+    assert archive.read("files/Звіт (2).pdf") == video
+    assert archive.read("files/empty.bin") == b""
+    info = archive.getinfo("files/Звіт (2).pdf")
+    assert info.compress_type == zipfile.ZIP_STORED and info.date_time == (2025, 5, 1, 10, 30, 12)
+    assert archive.getinfo("manifest.json").compress_type == zipfile.ZIP_DEFLATED
+    if shutil.which("unzip") is None:
+        pytest.fail("Info-ZIP's unzip is needed to check the archive with a second reader (apt-get install unzip)")
+    path = tmp_path / "package.zip"
+    path.write_bytes(archive_bytes)
+    tested = subprocess.run(["unzip", "-t", str(path)], capture_output=True, text=True)
+    assert tested.returncode == 0 and "No errors detected" in tested.stdout, tested.stdout + tested.stderr
+
+
+def test_a_fault_in_an_entry_ends_the_stream_without_a_central_directory() -> None:
+    def failing() -> Iterator[bytes]:
+        yield b"x" * SEGMENT
+        raise RuntimeError("segment 1 does not authenticate")
+
+    received = bytearray()
+    with pytest.raises(RuntimeError):
+        for chunk in zip_stream([small("manifest.json", b"{}"), PackageEntry("files/a", failing, SEGMENT * 2, False)], WHEN):
+            received += chunk
+    with pytest.raises(zipfile.BadZipFile):
+        zipfile.ZipFile(io.BytesIO(bytes(received)))
+
+
+def test_an_entry_over_4_gib_gets_zip64_records() -> None:
+    """Only the headers are inspected: a 4 GiB + 1 entry declared by size writes ZIP64 local
+    and descriptor records (the bytes themselves are produced and discarded)."""
+    size = 4 * 1024**3 + 1
+    first = None
+    tail = b""
+    for chunk in zip_stream([PackageEntry("files/big.mov", lambda: _blocks(size), size, compress=False)], WHEN):
+        first = first or chunk[:200]
+        tail = (tail + chunk)[-512:]
+    assert first is not None
+    # local header: sizes 0xFFFFFFFF with a ZIP64 extra field (id 0x0001)
+    assert first[18:26] == b"\xff" * 8 and b"\x01\x00" in first[30 + len("files/big.mov") :][:4]
+    # end of archive: a ZIP64 end of central directory record precedes the classic one
+    assert b"PK\x06\x06" in tail and b"PK\x06\x07" in tail
+
+
+def test_memory_stays_flat_however_large_the_entry() -> None:
+    size = 256 * 1024 * 1024
+    tracemalloc.start()
+    try:
+        digest = hashlib.sha256()
+        for chunk in zip_stream([PackageEntry("files/video.mp4", lambda: _blocks(size), size, compress=False)], WHEN):
+            digest.update(chunk)
+        _current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * 1024 * 1024, f"peak {peak / 2**20:.1f} MiB while streaming {size / 2**20:.0f} MiB"

@@ -1,0 +1,148 @@
+"""Evidence's own check of the ledger's answer: published RFC 6962/9162 inclusion vectors, and
+a custody log built here (a tree by the RFC's recursion, a checkpoint signed as a C2SP note)."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from custody_common.events import canonical
+from custody_evidence.export.proofs import (
+    LedgerAnswerInvalid,
+    leaf_hash,
+    open_checkpoint,
+    root_from_inclusion,
+    verify_chain,
+)
+
+ORIGIN = "custody.test/log"
+ITEM = "0190a1b2-0000-7000-8000-000000000001"
+
+
+def _vectors() -> list[Path]:
+    here = Path(__file__).resolve()
+    root = next(p for p in here.parents if (p / "pyproject.toml").is_file() and (p / "services").is_dir())
+    files = sorted((root.parent / "shared" / "testdata" / "merkle" / "inclusion").rglob("*.json"))
+    assert files, "the shared Merkle vectors must sit beside the checkout (../shared/testdata/merkle)"
+    return files
+
+
+@pytest.mark.parametrize("vector", _vectors(), ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_published_inclusion_vectors(vector: Path) -> None:
+    case = json.loads(vector.read_text())
+    proof = [base64.b64decode(p) for p in case.get("proof") or []]
+    leaf = base64.b64decode(case.get("leafHash") or "")
+    root = base64.b64decode(case.get("root") or "")
+    try:
+        holds = root_from_inclusion(leaf, case["leafIdx"], case["treeSize"], proof) == root and len(leaf) == 32
+    except LedgerAnswerInvalid:
+        holds = False
+    assert holds is not case.get("wantErr", False)
+
+
+def _k(n: int) -> int:
+    k = 1
+    while k * 2 < n:
+        k *= 2
+    return k
+
+
+def _mth(hashes: list[bytes]) -> bytes:
+    if len(hashes) == 1:
+        return hashes[0]
+    k = _k(len(hashes))
+    return hashlib.sha256(b"\x01" + _mth(hashes[:k]) + _mth(hashes[k:])).digest()
+
+
+def _path(m: int, hashes: list[bytes]) -> list[bytes]:
+    if len(hashes) == 1:
+        return []
+    k = _k(len(hashes))
+    return _path(m, hashes[:k]) + [_mth(hashes[k:])] if m < k else _path(m - k, hashes[k:]) + [_mth(hashes[:k])]
+
+
+def _log(key: Ed25519PrivateKey, events: int = 5) -> tuple[dict[str, Any], str]:
+    """A chain of ``events`` events of ITEM among other leaves, and the log's verifier key."""
+    leaves: list[bytes] = []
+    mine: list[int] = []
+    previous = None
+    for n in range(events):
+        leaves.append(canonical({"event": {"id": f"other-{n}"}, "item_seq": None, "prev_leaf": None, "logged_at": "t"}))
+        entry = {
+            "event": {"id": f"e{n}", "action": "accessed", "evidence_id": ITEM},
+            "item_seq": n + 1,
+            "prev_leaf": previous,
+            "logged_at": "2025-05-01T10:00:00.000Z",
+        }
+        leaves.append(canonical(entry))
+        mine.append(len(leaves) - 1)
+        previous = leaf_hash(leaves[-1]).hex()
+    hashes = [leaf_hash(leaf) for leaf in leaves]
+    root = _mth(hashes)
+    body = f"{ORIGIN}\n{len(leaves)}\n{base64.b64encode(root).decode()}\n"
+    raw = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    key_id = hashlib.sha256(ORIGIN.encode() + b"\n\x01" + raw).digest()[:4]
+    note = f"{body}\n\u2014 {ORIGIN} {base64.b64encode(key_id + key.sign(body.encode())).decode()}\n"
+    encoded = base64.b64encode(bytes([1]) + raw).decode()
+    verifier = f"{ORIGIN}+{key_id.hex()}+{encoded}"
+    chain = {
+        "checkpoint": note,
+        "events": [
+            {
+                "index": i,
+                "leaf": base64.b64encode(leaves[i]).decode(),
+                "entry": json.loads(leaves[i]),
+                "inclusion": [base64.b64encode(h).decode() for h in _path(i, hashes)],
+            }
+            for i in mine
+        ],
+    }
+    return chain, verifier
+
+
+def test_a_true_chain_verifies() -> None:
+    chain, verifier = _log(Ed25519PrivateKey.generate())
+    checkpoint = open_checkpoint(chain["checkpoint"], verifier)
+    verified = verify_chain(chain, checkpoint, ITEM)
+    assert checkpoint.size == 10 and checkpoint.origin == ORIGIN
+    assert [e["item_seq"] for e in verified.entries] == [1, 2, 3, 4, 5]
+    assert verified.indices == [1, 3, 5, 7, 9]
+
+
+def test_a_checkpoint_signed_by_another_key_is_refused() -> None:
+    chain, _ = _log(Ed25519PrivateKey.generate())
+    _, other = _log(Ed25519PrivateKey.generate())
+    with pytest.raises(LedgerAnswerInvalid, match="not signed by the log's key"):
+        open_checkpoint(chain["checkpoint"], other)
+
+
+def _tampered(change) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    chain, verifier = _log(Ed25519PrivateKey.generate())
+    altered = copy.deepcopy(chain)
+    change(altered)
+    return {"chain": altered, "checkpoint": open_checkpoint(chain["checkpoint"], verifier)}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda c: c["events"].pop(2), "breaks the item's chain"),
+        (lambda c: c["events"][1]["entry"]["event"].update(action="exported"), "not the leaf it claims"),
+        (lambda c: c["events"][3]["inclusion"].__setitem__(0, base64.b64encode(b"\x00" * 32).decode()), "not included"),
+        (lambda c: c["events"][0].update(index=2), "not included"),
+        (lambda c: c.update(checkpoint=c["checkpoint"] + " "), "not proven against"),
+    ],
+    ids=["removed event", "edited entry", "proof hash", "moved index", "other checkpoint"],
+)
+def test_an_altered_chain_is_refused(change, message: str) -> None:  # type: ignore[no-untyped-def]
+    case = _tampered(change)
+    with pytest.raises(LedgerAnswerInvalid, match=message):
+        verify_chain(case["chain"], case["checkpoint"], ITEM)
