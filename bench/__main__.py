@@ -32,7 +32,7 @@ from bench.ingest import measure_ingest, write_input
 from bench.intake_throughput import measure_intake
 from bench.ledger import MILLION, measure_ledger, proof_latency, proofs_at_a_million
 from bench.machine import describe_machine, load_average
-from bench.processes import BareServer, profiled
+from bench.processes import BareServer, describe_use, profiled
 from bench.report import Run, details, summary, text_table, write_results
 from bench.retrieval_throughput import measure_retrieval
 
@@ -57,6 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--profile", type=Path, metavar="DIR", help="py-spy flame graphs of the services into DIR")
     parser.add_argument("--pythonpath", type=Path, metavar="DIR", help="run the services from packages in DIR")
     parser.add_argument("--no-write", action="store_true", help=f"do not write {DOCUMENT.name}")
+    parser.add_argument("--keep-logs", type=Path, metavar="DIR", help="copy the services' logs into DIR")
     return parser
 
 
@@ -90,7 +91,11 @@ def main() -> int:
             for kind in kinds:
                 s3 = s3_server() if kind == POSTGRES_S3 else None
                 with deployment(kind, work / kind, later, s3, service_env) as deployed:
-                    run.figures[kind] = _measure(deployed, source, args)
+                    try:
+                        run.figures[kind] = _measure(deployed, source, args)
+                    finally:
+                        if args.keep_logs:
+                            _keep_logs(deployed, args.keep_logs / kind)
                 shutil.rmtree(work / kind, ignore_errors=True)
             print("bench: removing what the bench stored (waiting out its retention where needed)", flush=True)
     finally:
@@ -110,6 +115,12 @@ def main() -> int:
     elif not args.no_write:
         print(f"\n{DOCUMENT.name} not written: only a complete run with a file of at least 1 GiB is recorded there")
     return 0 if all(f.met for figures in run.figures.values() for f in figures) else 1
+
+
+def _keep_logs(deployed: Deployment, folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for log in [*(deployed.stack.home / "logs").glob("*.log"), *deployed.work.glob("*.log")]:
+        shutil.copy(log, folder / log.name)
 
 
 def _say(deployed: Deployment, what: str) -> None:
@@ -139,7 +150,8 @@ def _measure(deployed: Deployment, source: Path, args: argparse.Namespace) -> li
                 figures.append(
                     time_ratio(f"ingest {label}, submit → sealed", ingest.to_sealed, ingest.copy, copy, 1.5,
                                [f"hashed and uploaded after {ingest.to_uploaded.median:.2f} s, custody submit "
-                                f"returned after {ingest.to_exit.median:.2f} s (medians)"])
+                                f"returned after {ingest.to_exit.median:.2f} s (medians)",
+                                describe_use(ingest.cpu_seconds)])
                 )
                 phases.append("ingest")
                 for service, peak in ingest.peak_memory_mib.items():
@@ -152,8 +164,10 @@ def _measure(deployed: Deployment, source: Path, args: argparse.Namespace) -> li
                 )
             figures.append(
                 rate_ratio(f"retrieval {label}, custody fetch", retrieval.fetch, retrieval.bare, "bare serving endpoint",
-                           0.7, [f"server CPU per GiB served: evidence {retrieval.evidence_cpu_per_gib:.2f} s, "
-                                 f"bare {retrieval.bare_cpu_per_gib:.2f} s"])
+                           0.7, [f"evidence's content route to the same plain client (curl): "
+                                 f"{retrieval.evidence_to_curl.median:.0f} MiB/s",
+                                 f"custody fetch {describe_use(retrieval.fetch_cpu_seconds)}",
+                                 f"bare {describe_use(retrieval.bare_cpu_seconds)}"])
             )
             phases.append("fetch")
             for service, peak in retrieval.peak_memory_mib.items():
@@ -164,7 +178,9 @@ def _measure(deployed: Deployment, source: Path, args: argparse.Namespace) -> li
                 intake = measure_intake(deployed, bare, size, args.rounds)
             figures.append(
                 rate_ratio(f"intake receiving, {intake.request_bytes // MIB} MiB PATCHes", intake.intake, intake.bare,
-                           "bare hash-and-write endpoint", 0.7)
+                           "bare hash-and-write endpoint", 0.7,
+                           [f"intake {describe_use(intake.intake_cpu_seconds)}",
+                            f"bare {describe_use(intake.bare_cpu_seconds)}"])
             )
     finally:
         bare.stop()
@@ -176,7 +192,8 @@ def _measure(deployed: Deployment, source: Path, args: argparse.Namespace) -> li
         figures.append(
             rate_ratio("ledger, publish → signed checkpoint", ledger.events, ledger.single_row,
                        f"single-row INSERT+COMMIT ({database})", 6,
-                       [f"the publisher alone: {ledger.publish.median:,.0f} events/s"])
+                       [f"the publisher alone: {ledger.publish.median:,.0f} events/s",
+                        describe_use(ledger.cpu_seconds)])
         )
         size_reached, latency = proof_latency(deployed.stack)
         figures.append(limit(f"inclusion proof at {size_reached:,} entries", latency, PROOF_LIMIT_MS, typical=True))

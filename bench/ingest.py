@@ -18,7 +18,7 @@ import httpx
 
 from bench.deployments import Deployment
 from bench.figures import Runs
-from bench.processes import BIN, peak_memory_mib, profiler, reset_peak_memory
+from bench.processes import BIN, cpu_used, median_use, peak_memory_mib, profiler, reset_peak_memory
 
 MIB = 1024 * 1024
 CASE = "BENCH-1"
@@ -37,6 +37,8 @@ class IngestResult:
     copy: Runs
     evidence_id: str
     peak_memory_mib: dict[str, float]
+    cpu_seconds: dict[str, float]
+    """Per process (the command and each service), the median CPU seconds of a submit."""
 
 
 def write_input(path: Path, size: int) -> str:
@@ -67,10 +69,15 @@ def measure_ingest(deployment: Deployment, source: Path, rounds: int, profile: P
     sealed_runs: list[float] = []
     exit_runs: list[float] = []
     copy_runs: list[float] = []
+    cpu_runs: list[dict[str, float]] = []
     evidence_id = ""
     for _ in range(rounds):
         os.sync()  # neither side pays for the other's writes still in the page cache
-        evidence_id, to_uploaded, to_sealed, to_exit = _submit(deployment, source, token, profiler(profile, "ingest-custody-submit"))
+        with cpu_used(pids, children="custody submit") as used:
+            evidence_id, to_uploaded, to_sealed, to_exit = _submit(
+                deployment, source, token, profiler(profile, "ingest-custody-submit")
+            )
+        cpu_runs.append(used)
         uploaded_runs.append(to_uploaded)
         sealed_runs.append(to_sealed)
         exit_runs.append(to_exit)
@@ -84,6 +91,7 @@ def measure_ingest(deployment: Deployment, source: Path, rounds: int, profile: P
         copy=Runs.of(copy_runs, "s"),
         evidence_id=evidence_id,
         peak_memory_mib=peaks,
+        cpu_seconds=median_use(cpu_runs),
     )
 
 

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 from bench.deployments import Deployment
 from bench.figures import Runs
 from bench.ingest import CASE, wait_sealed
-from bench.processes import BareServer
+from bench.processes import BareServer, cpu_used, median_use
 from custody_client.tus import DEFAULT_CHUNK_SIZE
 
 MIB = 1024 * 1024
@@ -38,6 +38,8 @@ class IntakeResult:
     intake: Runs
     bare: Runs
     request_bytes: int
+    intake_cpu_seconds: dict[str, float]
+    bare_cpu_seconds: dict[str, float]
 
 
 def measure_intake(deployment: Deployment, bare: BareServer, size: int, rounds: int, request_bytes: int = DEFAULT_CHUNK_SIZE) -> IntakeResult:
@@ -48,21 +50,29 @@ def measure_intake(deployment: Deployment, bare: BareServer, size: int, rounds: 
     sha256 = _pattern_sha256(size)
     intake_runs: list[float] = []
     bare_runs: list[float] = []
+    intake_cpu: list[dict[str, float]] = []
+    bare_cpu: list[dict[str, float]] = []
     store = deployment.store()
     try:
         for _ in range(rounds):
             os.sync()
-            seconds, evidence_id = _upload_to_intake(stack.url("intake"), investigator, size, sha256, request_bytes)
+            with cpu_used({"intake": stack.processes["intake"].pid}) as used:
+                seconds, evidence_id = _upload_to_intake(stack.url("intake"), investigator, size, sha256, request_bytes)
             intake_runs.append(size / MIB / seconds)
+            intake_cpu.append(used)
             wait_sealed(vault, evidence_id)
             os.sync()
-            seconds, names = _put_to_bare(bare.url, size, request_bytes)
+            with cpu_used({"bare endpoint": bare.pid}) as used:
+                seconds, names = _put_to_bare(bare.url, size, request_bytes)
             bare_runs.append(size / MIB / seconds)
+            bare_cpu.append(used)
             for name in names:
                 store.delete(f"bare/{name}")
     finally:
         vault.close()
-    return IntakeResult(Runs.of(intake_runs, "MiB/s"), Runs.of(bare_runs, "MiB/s"), request_bytes)
+    return IntakeResult(
+        Runs.of(intake_runs, "MiB/s"), Runs.of(bare_runs, "MiB/s"), request_bytes, median_use(intake_cpu), median_use(bare_cpu)
+    )
 
 
 def _connection(url: str) -> http.client.HTTPConnection:

@@ -29,6 +29,7 @@ import psycopg
 
 from bench.deployments import POSTGRES_S3, Deployment
 from bench.figures import Runs
+from bench.processes import cpu_used, median_use
 from custody_common.bus import Topology
 from custody_common.events import actor_service, canonical, new_event, sign_event
 from custody_common.ids import uuid7
@@ -52,6 +53,9 @@ class LedgerResult:
     publish: Runs
     single_row: Runs
     count: int
+    cpu_seconds: dict[str, float]
+    """Median CPU seconds of audit and of the publisher (signing included) per run, and the
+    run's wall seconds (``wall``)."""
 
 
 # --- the baseline -------------------------------------------------------------------------
@@ -105,13 +109,17 @@ def _commit_loop(insert, commit, seconds: float) -> float:  # type: ignore[no-un
 
 def measure_ledger(deployment: Deployment, count: int, rounds: int) -> LedgerResult:
     """``rounds`` alternating runs of the baseline and of ``count`` events end to end."""
-    events, publish, single = [], [], []
+    events, publish, single, cpu = [], [], [], []
     for _ in range(rounds):
         single.append(single_row_commits(deployment))
-        rate, publisher_rate = events_to_checkpoint(deployment, count)
+        with cpu_used({"audit": deployment.stack.processes["audit"].pid}, children="publisher") as used:
+            rate, publisher_rate = events_to_checkpoint(deployment, count)
         events.append(rate)
         publish.append(publisher_rate)
-    return LedgerResult(Runs.of(events, "events/s"), Runs.of(publish, "events/s"), Runs.of(single, "rows/s"), count)
+        cpu.append(used)
+    return LedgerResult(
+        Runs.of(events, "events/s"), Runs.of(publish, "events/s"), Runs.of(single, "rows/s"), count, median_use(cpu)
+    )
 
 
 def checkpoint_size(client: httpx.Client) -> int:

@@ -17,20 +17,22 @@ from pathlib import Path
 from bench.deployments import Deployment
 from bench.figures import Runs
 from bench.ingest import CASE
-from bench.processes import BIN, BareServer, cpu_seconds, peak_memory_mib, profiler, reset_peak_memory
+from bench.processes import BIN, BareServer, cpu_used, median_use, peak_memory_mib, profiler, reset_peak_memory
 
 MIB = 1024 * 1024
 
 
 @dataclass(frozen=True)
 class RetrievalResult:
-    """Rates in MiB/s; server CPU seconds per GiB served; peak memory during the fetches."""
+    """Rates in MiB/s; median CPU seconds per process of one download; peak memory during the fetches."""
 
     fetch: Runs
     bare: Runs
-    evidence_cpu_per_gib: float
-    bare_cpu_per_gib: float
+    fetch_cpu_seconds: dict[str, float]
+    bare_cpu_seconds: dict[str, float]
     peak_memory_mib: dict[str, float]
+    evidence_to_curl: Runs
+    """Evidence's content route fetched by the bare endpoint's plain client (curl, sync)."""
 
 
 def measure_retrieval(
@@ -47,42 +49,50 @@ def measure_retrieval(
         reset_peak_memory(pid)
     fetch_runs: list[float] = []
     bare_runs: list[float] = []
-    evidence_cpu = bare_cpu = 0.0
+    fetch_cpu: list[dict[str, float]] = []
+    bare_cpu: list[dict[str, float]] = []
     for _ in range(rounds):
-        before = cpu_seconds(pids["evidence"])
-        started = time.perf_counter()
-        done = subprocess.run(
-            [*profiler(profile, "retrieval-custody-fetch"), str(BIN / "custody"), "fetch", evidence_id, "-o", str(target), "--purpose", "benchmark", "--force"],
-            env={**stack.env(), "CUSTODY_TOKEN": token},
-            capture_output=True,
-            text=True,
-        )
-        seconds = time.perf_counter() - started
-        evidence_cpu += cpu_seconds(pids["evidence"]) - before
+        command = [str(BIN / "custody"), "fetch", evidence_id, "-o", str(target), "--purpose", "benchmark", "--force"]
+        with cpu_used(pids, children="custody fetch") as used:
+            started = time.perf_counter()
+            done = subprocess.run(
+                [*profiler(profile, "retrieval-custody-fetch"), *command],
+                env={**stack.env(), "CUSTODY_TOKEN": token},
+                capture_output=True,
+                text=True,
+            )
+            seconds = time.perf_counter() - started
+        fetch_cpu.append(used)
         if done.returncode != 0:
             raise RuntimeError(f"custody fetch failed (exit {done.returncode}): {done.stderr[-2000:]}")
         if target.stat().st_size != size:
             raise RuntimeError(f"custody fetch wrote {target.stat().st_size} bytes, not {size}")
         target.unlink()
         fetch_runs.append(size / MIB / seconds)
-        before = cpu_seconds(bare.pid)
-        bare_runs.append(stored / MIB / _plain_download(f"{bare.url}/bare/evidence/{evidence_id}", target, stored))
-        bare_cpu += cpu_seconds(bare.pid) - before
+        with cpu_used({"bare endpoint": bare.pid}, children="curl and sync") as used:
+            bare_runs.append(stored / MIB / _plain_download(f"{bare.url}/bare/evidence/{evidence_id}", target, stored))
+        bare_cpu.append(used)
         target.unlink()
     peaks = {service: peak_memory_mib(pid) for service, pid in pids.items()}
+    # Evidence's content route to curl as well: tells the server's share from the client's.
+    content = f"{stack.url('evidence')}/v1/evidence/{evidence_id}/content?purpose=benchmark"
+    served = [size / MIB / _plain_download(content, target, size, token) for _ in range(rounds)]
+    target.unlink()
     return RetrievalResult(
         fetch=Runs.of(fetch_runs, "MiB/s"),
         bare=Runs.of(bare_runs, "MiB/s"),
-        evidence_cpu_per_gib=evidence_cpu / rounds / (size / 1024 / MIB),
-        bare_cpu_per_gib=bare_cpu / rounds / (stored / 1024 / MIB),
+        fetch_cpu_seconds=median_use(fetch_cpu),
+        bare_cpu_seconds=median_use(bare_cpu),
         peak_memory_mib=peaks,
+        evidence_to_curl=Runs.of(served, "MiB/s"),
     )
 
 
-def _plain_download(url: str, target: Path, expected: int) -> float:
+def _plain_download(url: str, target: Path, expected: int, token: str | None = None) -> float:
     """Seconds for curl to write ``url`` to ``target`` and for ``sync`` to make it durable."""
+    authorization = ["-H", f"Authorization: Bearer {token}"] if token else []
     started = time.perf_counter()
-    subprocess.run(["curl", "-sS", "--fail", "-o", str(target), url], check=True)
+    subprocess.run(["curl", "-sS", "--fail", *authorization, "-o", str(target), url], check=True)
     subprocess.run(["sync", str(target)], check=True)
     seconds = time.perf_counter() - started
     if target.stat().st_size != expected:

@@ -10,6 +10,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import resource
 import subprocess
 import sys
@@ -191,10 +192,20 @@ def test_the_package_holds_what_was_sealed_and_verifies(court: Court) -> None:
         cwd=folder, capture_output=True, text=True,
     )
     assert checked.returncode == 0 and "Signature Verified Successfully" in checked.stdout, checked.stderr
-    evidence_pub = (court.stack.home / "keys" / "evidence-signing.pub").read_bytes()
-    assert serialization.load_pem_public_key(evidence_pub) == serialization.load_pem_public_key(
-        entries["manifest.pub.pem"]
+    # ... and that key is the one the evidence service announced in the log
+    manifest_key = serialization.load_pem_public_key(entries["manifest.pub.pem"]).public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
     )
+    with court.stack.client("audit", court.auditor) as audit:
+        logged = audit.get("/v1/log/entries", params={"start": 0, "limit": 1000}).json()["entries"]
+    announced = [
+        json.loads(base64.b64decode(e["leaf"]))["event"]
+        for e in logged
+        if json.loads(base64.b64decode(e["leaf"]))["event"]["action"] == "key_announced"
+    ]
+    [by_evidence] = [a for a in announced if a["service"] == "evidence"]
+    assert base64.b64decode(by_evidence["details"]["public_key"]) == manifest_key
+    assert by_evidence["details"]["key_id"] == manifest["evidence_service_key"]["key_id"]
 
     # each chain is the audit service's own answer against the package's checkpoint
     note = entries["checkpoint.txt"].decode()
@@ -216,6 +227,36 @@ def test_the_package_holds_what_was_sealed_and_verifies(court: Court) -> None:
         assert f"item {evidence_id}" in verified.stdout
     assert verified.stdout.count("VERIFIED") == len(ids) + 1
     assert f"not exported: {court.rejected_id}" in verified.stdout
+
+
+def test_the_guide_s_commands_check_the_package_by_hand(court: Court) -> None:
+    """Every command of VERIFY.md, run as written in the unzipped package: sha256sum, openssl
+    and the Python snippet for the Merkle proofs."""
+    folder = court.folder / "unzipped"
+    with zipfile.ZipFile(court.package) as archive:
+        archive.extractall(folder)
+    guide = (folder / "VERIFY.md").read_text()
+    shell = []
+    for section in re.split(r"^## ", guide, flags=re.M)[1:]:
+        if section[:2] in ("0.", "1.", "2.", "3."):
+            shell += [line[4:] for line in section.splitlines() if line.startswith("    ")]
+    assert len(shell) >= 7, shell
+    ran = subprocess.run(["bash", "-euo", "pipefail", "-c", "\n".join(shell)], cwd=folder, capture_output=True,
+                         text=True)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert ran.stdout.count("Signature Verified Successfully") == 2, ran.stdout
+    assert ran.stdout.count(": OK") == len(court.sources), ran.stdout
+    snippet = re.search(r"```python\n(.*?)```", guide, re.S)
+    assert snippet is not None
+    proofs = subprocess.run([sys.executable, "-c", snippet.group(1)], cwd=folder, capture_output=True, text=True)
+    assert proofs.returncode == 0, proofs.stderr
+    assert sorted(line.split()[1] for line in proofs.stdout.splitlines()) == sorted(court.sources)
+
+    # and the same commands catch a changed file and a forged checkpoint
+    path = json.loads((folder / "manifest.json").read_text())["items"][0]["path"]
+    (folder / path).write_bytes(b"changed")
+    ran = subprocess.run(["bash", "-c", "\n".join(shell[:3])], cwd=folder, capture_output=True, text=True)
+    assert "FAILED" in ran.stdout and ran.returncode != 0
 
 
 def test_without_a_pinned_log_key_verify_exits_4(court: Court) -> None:
@@ -319,11 +360,16 @@ def _pdf_text(pdf: bytes) -> str:
     return "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages)
 
 
+def _flat(text: str) -> str:
+    """``text`` with every run of whitespace (table cells wrap lines) made one space."""
+    return " ".join(text.split())
+
+
 def test_the_report_tells_the_chain(court: Court) -> None:
     entries = _entries(court.package)
     text = _pdf_text(entries["report.pdf"])
     manifest = json.loads(entries["manifest.json"])
-    assert manifest["package_id"] in text and EXPORT_PURPOSE in text
+    assert manifest["package_id"] in text and EXPORT_PURPOSE in _flat(text)
     assert court.rejected_id in text and "hash_mismatch" in text
     for item in manifest["items"]:
         assert item["evidence_id"] in text and item["sha256"] in text
@@ -341,7 +387,7 @@ def test_the_report_tells_the_chain(court: Court) -> None:
         assert "Stored bytes read back while this package was written" in section
     # the prosecutor's own fetch shows why it happened
     first = manifest["items"][0]["evidence_id"]
-    assert FETCH_PURPOSE in text[text.index(f"Evidence item {first}"):]
+    assert FETCH_PURPOSE in _flat(text[text.index(f"Evidence item {first}"):])
 
 
 def test_custody_report_of_one_item(court: Court) -> None:
@@ -355,7 +401,7 @@ def test_custody_report_of_one_item(court: Court) -> None:
         chain = audit.get(f"/v1/custody/{evidence_id}").json()
     for event in chain["events"]:
         assert event["entry"]["event"]["action"] in text
-    assert EXPORT_PURPOSE in text  # the export is in the chain, with its purpose
+    assert EXPORT_PURPOSE in _flat(text)  # the export is in the chain, with its purpose
     stranger = court.stack.token("eve", ["prosecutor"], ["OTHER-CASE"])
     refused = custody(court.stack, stranger, "report", evidence_id, "-o", str(court.folder / "no.pdf"))
     assert refused.returncode == 3 and not (court.folder / "no.pdf").exists()
@@ -423,6 +469,77 @@ def test_an_export_waits_for_the_ledger_and_says_when_it_cannot(local_stack: Sta
     assert verified.returncode == 0, verified.stdout
     chain = json.loads(_entries(target)[f"custody/{done.stdout.strip().splitlines()[-1]}.json"])
     assert [e["entry"]["event"]["action"] for e in chain["events"]].count("exported") == 2
+
+
+# --- damage found while packaging, and the other backends -------------------------------------------
+
+
+def _chain_actions(stack: Stack, evidence_id: str, until: str, timeout: float = 60) -> list[str]:
+    auditor = stack.token("carol", ["auditor"], ["*"])
+    deadline = time.monotonic() + timeout
+    with stack.client("audit", auditor) as audit:
+        while True:
+            answer = audit.get(f"/v1/custody/{evidence_id}")
+            actions = [e["entry"]["event"]["action"] for e in answer.json()["events"]] if answer.status_code == 200 else []
+            if until in actions or time.monotonic() > deadline:
+                return actions
+            time.sleep(0.3)
+
+
+def test_damage_found_while_packaging_leaves_no_package(local_stack: Stack, tmp_path: Path) -> None:
+    """A stored byte flipped behind the vault's back (same size, so only reading finds it): the
+    stream stops before the zip's central directory, the command keeps nothing, the item is
+    marked damaged and the damage is on record."""
+    stack = local_stack
+    stack.start()
+    investigator = stack.token("olena", ["investigator"], [CASE])
+    prosecutor = stack.token("petra", ["prosecutor"], [CASE])
+    source = _write(tmp_path / "video.mp4", 2 * MIB + 5)
+    done = custody(stack, investigator, "submit", str(source), "--case", CASE)
+    assert done.returncode == 0, done.stderr
+    evidence_id = done.stdout.strip().splitlines()[-1]
+    stored = stack.home / "objects" / "evidence" / evidence_id / "parts" / "000000"
+    content = bytearray(stored.read_bytes())
+    content[3 * MIB // 2] ^= 0x01
+    stored.chmod(0o600)
+    stored.write_bytes(bytes(content))
+    stored.chmod(0o400)
+
+    target = tmp_path / "package.zip"
+    made = custody(stack, prosecutor, "export", "--case", CASE, "--purpose", "hearing", "-o", str(target))
+    assert made.returncode == 3, made.stderr
+    assert "stopped arriving" in made.stderr
+    assert not target.exists() and not Path(f"{target}.part").exists()
+    _wait_status(stack, prosecutor, evidence_id, "damaged")
+    actions = _chain_actions(stack, evidence_id, until="damaged")
+    assert actions[-2:] == ["exported", "damaged"], actions
+    # a damaged item is left out of the next package, with the reason
+    with stack.client("evidence", prosecutor) as evidence:
+        refused = evidence.post("/v1/exports", json={"case": CASE, "purpose": "hearing"})
+    assert refused.status_code == 409 and "damaged" in refused.json()["detail"]
+
+
+@pytest.mark.s3
+def test_export_on_postgresql_and_s3(pg_s3_stack: Stack, tmp_path: Path) -> None:
+    stack = pg_s3_stack
+    stack.start()
+    investigator = stack.token("olena", ["investigator"], [CASE])
+    prosecutor = stack.token("petra", ["prosecutor"], [CASE])
+    sources = {}
+    for name, size in [("a.jpg", 5 * MIB + 3), ("b.txt", 10)]:
+        source = _write(tmp_path / name, size)
+        done = custody(stack, investigator, "submit", str(source), "--case", CASE)
+        assert done.returncode == 0, done.stderr
+        sources[done.stdout.strip().splitlines()[-1]] = source
+    target = tmp_path / "package.zip"
+    made = custody(stack, prosecutor, "export", "--case", CASE, "--purpose", "hearing", "-o", str(target))
+    assert made.returncode == 0, made.stderr
+    entries = _entries(target)
+    for item in json.loads(entries["manifest.json"])["items"]:
+        assert entries[item["path"]] == sources[item["evidence_id"]].read_bytes()
+    log_key = httpx.get(f"{stack.url('audit')}/v1/log/key").text.strip()
+    verified = custody(stack, None, "verify", str(target), "--log-key", log_key)
+    assert verified.returncode == 0, verified.stdout
 
 
 # --- memory ------------------------------------------------------------------------------------------

@@ -52,9 +52,9 @@ SEALER_ACK_WAIT_SECONDS = 30.0
 """The deployment's sealer ack wait is 300 s; a killed sealer's messages come back after it."""
 
 IDLE_WINDOW_SECONDS = 6.0
-IDLE_CPU_SHARE = 0.3
-"""A service waiting out an outage with back-off uses a few percent of a core; one retrying in
-a tight loop takes a whole one (at least a third of it even on a busy two-core machine)."""
+IDLE_CPU_SHARE = 0.15
+"""A service waiting out an outage with back-off uses one or two percent of a core; one retrying
+in a tight loop takes a whole one (a fifth of it even when ten processes share two cores)."""
 IDLE_LOG_LINES = 200
 """Lines a service may log (besides HTTP requests) in the idle window: back-off retries log a
 few per second at most; a tight loop logs thousands."""

@@ -70,3 +70,36 @@ def test_nats_cluster_loses_a_node(nats_cluster: NatsCluster, build_stack: Stack
         new_submissions_leader=new_leader,
         ready_again_s=round(ready_again, 1),
     )
+
+
+@pytest.mark.slow
+@pytest.mark.s3
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "a service takes a single NATS URL: custody_common.bus.connection.connect passes "
+        "[settings.nats_url] to nats-py, which does not split a comma-separated list, so a service "
+        "cannot be given the cluster's nodes and one (re)started while its node is down never connects"
+    ),
+)
+def test_services_start_while_a_cluster_node_is_down(
+    nats_cluster: NatsCluster, build_stack: StackBuilder, tmp_path: Path
+) -> None:
+    namespace = f"f{uuid.uuid4().hex[:10]}"
+    nats_cluster.provision(namespace, replicas=3)
+    shorten_sealer_ack_wait(nats_cluster.urls, namespace)
+    # Every node listed, as NATS clients take them (and as the operator of a cluster would).
+    stack = build_stack(",".join(nats_cluster.urls), namespace)
+    down = nats_cluster.nodes[0]
+    nats_cluster.kill_node(down)
+    try:
+        stack.start()
+    except RuntimeError:
+        for service in list(stack.processes):
+            stack.kill(service)  # stuck in start-up, where SIGTERM is not acted on
+        raise
+    stream = SubmissionStream(stack, tmp_path / "submissions", random.Random(scenario_seed()), maximum=4)
+    stream.start()
+    stream.finish(more=4, minimum=4)
+    survivors = [node.url for node in nats_cluster.nodes if node.running]
+    check_recovery(stack, stream, tmp_path, nats_urls=survivors)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.faults.scenario import (
+    READY_TIMEOUT,
     SubmissionStream,
     check_recovery,
     latest_checkpoint,
@@ -42,7 +43,8 @@ def test_service_killed_at_random_moments(victim: str, fault_stack: Stack, tmp_p
             stack.kill(victim)
             killed_at = time.monotonic()
             time.sleep(rng.uniform(0.0, 1.5))
-            stack.start(victim)
+            stack.start(victim, wait=False)
+            stack.wait_ready(victim, timeout=READY_TIMEOUT)
             downtimes.append(round(time.monotonic() - killed_at, 1))
         stream.finish(more=4, minimum=24)
     except BaseException:

@@ -12,6 +12,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
@@ -25,6 +26,73 @@ from custody_common.settings import Settings
 log = logging.getLogger("custody.http")
 
 Readiness = Callable[[], Awaitable[dict[str, str]]]
+
+MAX_REQUEST_HEAD = 64 * 1024
+"""Bytes of request line and headers a service reads before it answers 431 and hangs up."""
+
+
+class _HeadTooLarge(Exception):
+    pass
+
+
+class BoundedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with a bound on the request head, which it lacks: without
+    one, a header line that never ends is buffered until memory runs out, token or no token."""
+
+    def connection_made(self, transport) -> None:  # type: ignore[no-untyped-def]
+        super().connection_made(transport)
+        self._in_head = True
+        self._head_read = 0
+        self._head_parsed = 0
+        self._refused = False
+
+    def on_url(self, url: bytes) -> None:
+        self._head_parsed += len(url)
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._head_parsed += len(name) + len(value) + 4
+        if self._head_parsed > MAX_REQUEST_HEAD:
+            raise _HeadTooLarge
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._in_head, self._head_read, self._head_parsed = True, 0, 0
+        self._boundary_seen = True
+
+    def data_received(self, data: bytes) -> None:
+        self._boundary_seen = False
+        super().data_received(data)
+        if self._in_head and not self._boundary_seen and not self._refused:
+            # A whole read inside one head: count it, whatever the parser buffered.
+            self._head_read += len(data)
+            if self._head_read > MAX_REQUEST_HEAD:
+                self._refuse()
+
+    def send_400_response(self, msg: str) -> None:
+        if self._head_parsed > MAX_REQUEST_HEAD:
+            self._refuse()
+        else:
+            super().send_400_response(msg)
+
+    def _refuse(self) -> None:
+        self._refused = True
+        body = b"request headers are larger than 64 KiB; send fewer or shorter headers"
+        self.transport.write(
+            b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain\r\n"
+            b"content-length: " + str(len(body)).encode() + b"\r\nconnection: close\r\n\r\n" + body
+        )
+        self.transport.close()
+
+
+def _printable(path: str) -> str:
+    """``path`` safe for a log line: control characters escaped."""
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in path)
 
 CORS_METHODS = ("GET", "HEAD", "POST", "PATCH", "DELETE", "OPTIONS")
 CORS_REQUEST_HEADERS = (
@@ -90,7 +158,7 @@ def create_app(
         log.info(
             "%s %s %s %.1fms rid=%s",
             request.method,
-            request.url.path,
+            _printable(request.url.path),
             response.status_code,
             (time.perf_counter() - started) * 1000,
             rid,
@@ -152,7 +220,7 @@ def serve(app: FastAPI, port: int, host: str | None = None) -> None:
         log_config=None,
         access_log=False,
         timeout_keep_alive=30,
-        h11_max_incomplete_event_size=64 * 1024,
+        http=BoundedHttpToolsProtocol,
     )
 
 

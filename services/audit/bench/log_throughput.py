@@ -147,17 +147,20 @@ async def end_to_end(settings: Settings, count: int, batch_size: int, prefill: b
         first_publish = await asyncio.to_thread(times.get)
         last_publish = await asyncio.to_thread(times.get)
         publisher.join()
+        cpu_started = time.process_time()
         started = time.time()
         task = asyncio.create_task(sequencer.run(js))
     else:
         task = asyncio.create_task(sequencer.run(js))
         while sequencer.size < 1:  # audit's own key announcement
             await asyncio.sleep(0.05)
+        cpu_started = time.process_time()
         publisher.start()
         started = first_publish = await asyncio.to_thread(times.get)
     while sequencer.size < count + 1:
         await asyncio.sleep(0.01)
     logged = time.time()
+    cpu = time.process_time() - cpu_started
     if not prefill:
         last_publish = await asyncio.to_thread(times.get)
         publisher.join()
@@ -175,6 +178,7 @@ async def end_to_end(settings: Settings, count: int, batch_size: int, prefill: b
         "rate": count / (logged - started),
         "publish_rate": count / (last_publish - first_publish),
         "checkpoints": sequencer.stats.checkpoints,
+        "cpu_us_per_event": cpu / count * 1e6,
     }
 
 
@@ -269,12 +273,13 @@ async def _main(args: argparse.Namespace) -> None:
 
     async def live(settings: Settings) -> float:
         baseline = await single_row_rate(settings)
-        print(f"single-row INSERT+COMMIT: {baseline:,.0f} rows/s", flush=True)
+        print(f"single-row INSERT+COMMIT: {baseline:,.0f} rows/s (load {os.getloadavg()[0]:.1f})", flush=True)
         result = await end_to_end(settings, args.events, args.batch)
         print(
             f"end to end, publish → signed checkpoint: {result['events']:,} events in {result['seconds']:.1f} s "
             f"= {result['rate']:,.0f} events/s ({result['rate'] / baseline:.1f}× single-row; "
-            f"publisher alone {result['publish_rate']:,.0f}/s; {result['checkpoints']} checkpoints)",
+            f"publisher alone {result['publish_rate']:,.0f}/s; {result['checkpoints']} checkpoints; "
+            f"sequencer CPU {result['cpu_us_per_event']:.0f} µs/event; load {os.getloadavg()[0]:.1f})",
             flush=True,
         )
         print(_proof_line(await proof_latency(settings)), flush=True)
@@ -284,7 +289,8 @@ async def _main(args: argparse.Namespace) -> None:
         result = await end_to_end(settings, args.events, args.batch, prefill=True)
         print(
             f"sequencer alone draining a full stream: {result['events']:,} events in {result['seconds']:.1f} s "
-            f"= {result['rate']:,.0f} events/s ({result['checkpoints']} checkpoints)",
+            f"= {result['rate']:,.0f} events/s ({result['checkpoints']} checkpoints; "
+            f"sequencer CPU {result['cpu_us_per_event']:.0f} µs/event; load {os.getloadavg()[0]:.1f})",
             flush=True,
         )
 

@@ -107,6 +107,8 @@ async def custody_chain(
 ) -> schemas.CustodyChain:
     """An item's custody chain: every logged event, each with its inclusion proof against one
     checkpoint (the latest, or the stored one of ``tree_size``)."""
+    if tree_size is not None and not 0 < tree_size < 2**63:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"tree_size {tree_size} is out of range")
     try:
         chain = await custody_log.custody_chain(evidence_id, principal, tree_size)
     except (OutOfRange, NotFound) as exc:

@@ -178,7 +178,16 @@ def render_report(cover: ReportCover, items: list[ReportItem], reference: str) -
     pdf.ln(3)
     if cover.excluded:
         _heading(pdf, f"Not exported ({len(cover.excluded)})", 12)
-        _facts(pdf, cover.excluded)
+        pdf.set_font("Sans", "", 8)
+        with pdf.table(col_widths=(54, 126), line_height=4.4, text_align="LEFT", headings_style=SMALL_BOLD) as table:
+            head = table.row()
+            for title in ("Evidence id", "Why it was left out"):
+                head.cell(title)
+            for evidence_id, reason in cover.excluded:
+                row = table.row()
+                row.cell(evidence_id, style=SMALL_MONO)
+                row.cell(reason, style=SMALL)
+        pdf.ln(3)
 
     for item in items:
         pdf.add_page()

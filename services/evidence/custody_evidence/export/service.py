@@ -528,7 +528,7 @@ def _chain_checks(
     if item.status != ItemStatus.REJECTED:
         ok = bool(sealed) and sealed[-1].get("sha256") == item.sha256 and sealed[-1].get("size") == item.size
         checks.append(
-            Check(ok, f"The sealed event records SHA-256 {item.sha256} and {item.size} bytes, as the vault holds.")
+            Check(ok, f"The sealed event records SHA-256 {item.sha256} and {_bytes(item.size)}, as the vault holds.")
             if ok
             else Check(False, "The sealed event does not record the hash and size the vault holds.")
         )
@@ -560,6 +560,10 @@ def _chain_checks(
             else Check(False, "The metadata does not match the commitments of the submitted event.")
         )
     return checks
+
+
+def _bytes(count: int) -> str:
+    return f"{count:,} bytes".replace(",", " ")
 
 
 def _report_item(chosen: _Selected, checks: list[Check], chain: VerifiedChain, purposes: dict[str, str]) -> ReportItem:
