@@ -40,22 +40,24 @@ class Figure:
     """Ours against the baseline, in the sense the target is stated."""
     met: bool
     notes: tuple[str, ...] = field(default_factory=tuple)
+    threshold: float | None = None
+    """The ratio or the bound the target names."""
 
 
 def time_ratio(name: str, ours: Runs, baseline: Runs, baseline_name: str, at_most: float, notes: Sequence[str] = ()) -> Figure:
     """A duration figure (lower is better): met when ours ≤ ``at_most`` × the baseline's."""
     ratio = ours.median / baseline.median
-    return Figure(name, ours, baseline, baseline_name, f"≤ {at_most:g}×", ratio, ratio <= at_most, tuple(notes))
+    return Figure(name, ours, baseline, baseline_name, f"≤ {at_most:g}×", ratio, ratio <= at_most, tuple(notes), at_most)
 
 
 def rate_ratio(name: str, ours: Runs, baseline: Runs, baseline_name: str, at_least: float, notes: Sequence[str] = ()) -> Figure:
     """A rate figure (higher is better): met when ours ≥ ``at_least`` × the baseline's."""
     ratio = ours.median / baseline.median
-    return Figure(name, ours, baseline, baseline_name, f"≥ {at_least:g}×", ratio, ratio >= at_least, tuple(notes))
+    return Figure(name, ours, baseline, baseline_name, f"≥ {at_least:g}×", ratio, ratio >= at_least, tuple(notes), at_least)
 
 
 def limit(name: str, ours: Runs, below: float, *, typical: bool = False, notes: Sequence[str] = ()) -> Figure:
     """A figure with an absolute bound and no baseline: met when every run is below it, or with
     ``typical`` (latencies of many requests) when the median is."""
     judged = ours.median if typical else max(ours.values)
-    return Figure(name, ours, None, "", f"< {below:g} {ours.unit}", None, judged < below, tuple(notes))
+    return Figure(name, ours, None, "", f"< {below:g} {ours.unit}", None, judged < below, tuple(notes), below)

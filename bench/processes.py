@@ -30,6 +30,14 @@ def peak_memory_mib(pid: int) -> float:
     raise RuntimeError(f"/proc/{pid}/status has no VmHWM")
 
 
+def resident_memory_mib(pid: int) -> float:
+    """The process's resident memory now (``VmRSS``), in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"/proc/{pid}/status has no VmRSS")
+
+
 def reset_peak_memory(pid: int) -> None:
     """Start the process's ``VmHWM`` afresh from its current resident memory (Linux
     ``clear_refs`` 5), so the next reading is the peak of what happens from now on."""

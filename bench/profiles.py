@@ -75,6 +75,13 @@ def summarize(path: Path, top: int) -> str:
     return "\n".join(lines)
 
 
+def _named_threads(listing: str, stacks: str) -> str:
+    """The per-thread CPU listing with the Python names py-spy saw (``part-writer_0``, …)."""
+    names = dict(re.findall(r"^thread \((\d+)\): ([^;]+);", stacks, re.MULTILINE))
+    return re.sub(r"\((\d+)\)$", lambda m: f"({m.group(1)}: {names[m.group(1)]})" if m.group(1) in names else m.group(0),
+                  listing, flags=re.MULTILINE)
+
+
 def main() -> None:
     """Print the summary of every profile under the folder."""
     parser = argparse.ArgumentParser(prog="python -m bench.profiles", description=__doc__,
@@ -86,7 +93,7 @@ def main() -> None:
         print(summarize(path, args.top))
         threads = path.with_suffix(".threads")
         if threads.exists():
-            print("  " + "\n  ".join(threads.read_text().splitlines()[:8]))
+            print("  " + "\n  ".join(_named_threads(threads.read_text(), path.read_text()).splitlines()[:8]))
         print()
 
 

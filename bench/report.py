@@ -55,7 +55,11 @@ def _row(kind: str, figure: Figure) -> tuple[str, ...]:
     if figure.ours.unit == "MiB" and figure.baseline is None:
         ours = " / ".join(f"{value:.0f}" for value in figure.ours.values) + " MiB"
     baseline = f"{quantity(figure.baseline)} {figure.baseline_name}" if figure.baseline else "—"
-    ratio = f"{figure.ratio:.2f}×" if figure.ratio is not None else "—"
+    ratio = "—"
+    if figure.ratio is not None:
+        ratio = f"{figure.ratio:.2f}×"
+        if figure.threshold is not None and (float(ratio[:-1]) >= figure.threshold) != (figure.ratio >= figure.threshold):
+            ratio = f"{figure.ratio:.3f}×"  # two decimals would round across the target
     return (TITLES[kind].split(" (")[0], figure.name, ours, baseline, ratio, figure.target, "yes" if figure.met else "NO")
 
 

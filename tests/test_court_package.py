@@ -402,6 +402,11 @@ def test_custody_report_of_one_item(court: Court) -> None:
     for event in chain["events"]:
         assert event["entry"]["event"]["action"] in text
     assert EXPORT_PURPOSE in _flat(text)  # the export is in the chain, with its purpose
+    rejected = court.folder / "rejected-report.pdf"
+    made = custody(court.stack, court.prosecutor, "report", court.rejected_id, "-o", str(rejected))
+    assert made.returncode == 0, made.stderr
+    said = _flat(_pdf_text(rejected.read_bytes()))
+    assert "The item is rejected: hash_mismatch" in said and "rejected at seal" in said
     stranger = court.stack.token("eve", ["prosecutor"], ["OTHER-CASE"])
     refused = custody(court.stack, stranger, "report", evidence_id, "-o", str(court.folder / "no.pdf"))
     assert refused.returncode == 3 and not (court.folder / "no.pdf").exists()
@@ -508,7 +513,7 @@ def test_damage_found_while_packaging_leaves_no_package(local_stack: Stack, tmp_
     target = tmp_path / "package.zip"
     made = custody(stack, prosecutor, "export", "--case", CASE, "--purpose", "hearing", "-o", str(target))
     assert made.returncode == 3, made.stderr
-    assert "stopped arriving" in made.stderr
+    assert "stopped arriving" in made.stderr, made.stderr  # the connection was cut, not the body ended
     assert not target.exists() and not Path(f"{target}.part").exists()
     _wait_status(stack, prosecutor, evidence_id, "damaged")
     actions = _chain_actions(stack, evidence_id, until="damaged")

@@ -103,13 +103,12 @@ class SubmissionStream:
         *,
         investigators: int = 2,
         pace: tuple[float, float] = (0.3, 1.2),
-        maximum: int = 48,
+        maximum: int = 40,
     ) -> None:
         self.stack = stack
         self.folder = folder
         self.maximum = maximum
         self.submissions: list[Submission] = []
-        self._investigators = investigators
         self._pace = pace
         self._seeds = [rng.randrange(2**32) for _ in range(investigators)]
         self._lock = threading.Condition()
@@ -143,11 +142,10 @@ class SubmissionStream:
 
     def wait_acknowledged(self, count: int, timeout: float = 120) -> None:
         """Until ``count`` submissions are acknowledged in all."""
-        self._wait(lambda: len([s for s in self.submissions if s.evidence_id]) >= count, timeout, f"{count} acknowledged")
+        def enough() -> bool:
+            return len([s for s in self.submissions if s.evidence_id]) >= count
 
-    def wait_started(self, count: int, timeout: float = 120) -> None:
-        """Until ``count`` submissions have started in all."""
-        self._wait(lambda: len(self.submissions) >= count, timeout, f"{count} started")
+        self._wait(enough, timeout, f"{count} acknowledged")
 
     def finish(self, more: int, minimum: int, timeout: float = 300) -> None:
         """Submit ``more`` files yet (and at least ``minimum`` in all), then wait for every one."""
@@ -238,7 +236,7 @@ class SubmissionStream:
 
 
 def readiness(stack: Stack, service: str) -> tuple[int | None, dict[str, Any]]:
-    """(status, body) of the service's ``/readyz``; (None, {}) when it does not answer."""
+    """(status, body) of the service's ``/readyz``; status None when it does not answer."""
     try:
         response = httpx.get(f"{stack.url(service)}/readyz", timeout=10)
     except httpx.HTTPError as exc:
@@ -520,7 +518,9 @@ def wait_bus_settled(nats_urls: list[str], namespace: str, timeout: float) -> No
         if all(counts == (0, 0) for counts in found.values()):
             return
         if time.monotonic() > deadline:
-            raise AssertionError(f"messages still pending or unacknowledged after {timeout}s (pending, ack pending): {found}")
+            raise AssertionError(
+                f"messages still pending or unacknowledged after {timeout}s (pending, ack pending): {found}"
+            )
         time.sleep(1)
 
 

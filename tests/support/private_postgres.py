@@ -96,7 +96,9 @@ class PrivatePostgres:
                 return
             except psycopg.OperationalError:
                 if time.monotonic() > deadline:
-                    raise PostgresUnavailable(f"PostgreSQL on port {self.port} does not answer:\n{self.tail()}") from None
+                    raise PostgresUnavailable(
+                        f"PostgreSQL on port {self.port} does not answer:\n{self.tail()}"
+                    ) from None
                 time.sleep(0.2)
 
     def stop(self, mode: str = "fast") -> None:

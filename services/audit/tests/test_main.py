@@ -112,6 +112,10 @@ async def test_audit_processes_serve_hand_over_and_verify(settings, signed) -> N
         key = httpx.get(f"http://127.0.0.1:{second_port}/v1/log/key").text.strip()
         note = httpx.get(f"http://127.0.0.1:{second_port}/v1/log/checkpoint").text
         assert verify_checkpoint(note, key).size == 11
+    except BaseException:
+        for log in sorted(settings.home.glob("audit-*.log")):
+            print(f"--- {log.name}\n{log.read_text(errors='replace')[-5000:]}")  # shown when the test fails
+        raise
     finally:
         for process in (first, second):
             if process and process.poll() is None:

@@ -53,6 +53,7 @@ from custody_evidence.retrieval.ranges import RangeNotSatisfiable
 from custody_evidence.retrieval.service import RetrievalService
 from custody_evidence.seal.consumer import run_sealer
 from custody_evidence.seal.service import Sealer
+from custody_evidence.streaming import AbortOnFailure
 from custody_evidence.tables import outbox
 from custody_evidence.vault import SERVICE, Vault
 
@@ -150,6 +151,7 @@ def create_evidence_app(settings: Settings, schedule: Schedule = Schedule()) -> 
     app.include_router(holds_router)
     app.include_router(downloads_router)
     app.include_router(exports_router)
+    app.add_middleware(AbortOnFailure)
     # Outermost, so the request log never sees a download URL's token.
     app.add_middleware(DownloadTokenRedaction)
     for error, status in _STATUS.items():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Generator
+from typing import Any
 
 
 async def from_worker(pieces: Generator[bytes, None, None]) -> AsyncIterator[bytes]:
@@ -44,3 +45,32 @@ def gathered(pieces: Generator[bytes, None, None], size: int) -> Generator[bytes
             yield b"".join(buffered)
     finally:
         pieces.close()
+
+
+class AbortOnFailure:
+    """ASGI middleware: a response body whose producer fails is never completed.
+
+    A middleware built on ``BaseHTTPMiddleware`` (the request log is one) ends a streamed body
+    normally when the app raises in the middle of it, so a chunked response that broke off
+    would look whole. This one holds back the message that ends a body until the app has
+    returned; if the app raises instead, that message is never sent and the server drops the
+    connection, which every HTTP client reports as an incomplete body."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope.get("type") != "http":
+            await self.app(scope, receive, send)
+            return
+        held: list[dict[str, Any]] = []
+
+        async def holding_send(message: dict[str, Any]) -> None:
+            if message.get("type") == "http.response.body" and not message.get("more_body", False):
+                held.append(message)
+                return
+            await send(message)
+
+        await self.app(scope, receive, holding_send)
+        for message in held:
+            await send(message)

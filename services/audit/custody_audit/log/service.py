@@ -104,9 +104,10 @@ class CustodyLog:
         except ValueError:
             raise unknown from None
         async with self._engine.connect() as conn:
-            if tree_size is None:
-                checkpoint = await self._latest(conn)
-            else:
+            checkpoint = await self._latest(conn)
+            if tree_size is not None and tree_size != checkpoint.size:
+                if not 1 <= tree_size <= checkpoint.size:
+                    raise OutOfRange(f"tree_size {tree_size} is outside 1 to {checkpoint.size}, the latest checkpoint's size")
                 found = await repository.checkpoint_of_size(conn, tree_size)
                 if found is None:
                     raise OutOfRange(f"the log has no checkpoint of size {tree_size}")

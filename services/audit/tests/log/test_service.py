@@ -89,8 +89,13 @@ async def test_an_empty_log_has_nothing_to_serve(custody_log) -> None:
 
 
 async def test_ranges_are_checked(custody_log, append, signed, incoming) -> None:
-    await append(incoming(signed("intake")), incoming(signed("intake")))
+    item = str(uuid7())
+    await append(incoming(signed("intake", evidence_id=item)), incoming(signed("intake")))
+    auditor = Principal("aud", frozenset({"auditor"}), frozenset())
     for call in (
+        custody_log.custody_chain(item, auditor, 0),
+        custody_log.custody_chain(item, auditor, 3),
+        custody_log.custody_chain(item, auditor, 2**70),
         custody_log.entries(0, 1001),
         custody_log.entries(2, 1),
         custody_log.inclusion(2, 2),
@@ -101,3 +106,4 @@ async def test_ranges_are_checked(custody_log, append, signed, incoming) -> None
         with pytest.raises(OutOfRange):
             await call
     assert len(await custody_log.entries(0, 1000)) == 2
+    assert len((await custody_log.custody_chain(item, auditor, 2)).events) == 1

@@ -8,7 +8,7 @@ its bytes; entries whose size calls for it are ZIP64. Bytes leave as soon as abo
 from __future__ import annotations
 
 import zipfile
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -76,10 +76,3 @@ def zip_stream(entries: Iterable[PackageEntry], modified: datetime) -> Generator
                 yield spool.take()
     if spool.held:
         yield spool.take()
-
-
-def counted(chunks: Iterable[bytes], into: Callable[[bytes], None]) -> Iterator[bytes]:
-    """``chunks`` unchanged, each also handed to ``into`` (a hash's update, say)."""
-    for chunk in chunks:
-        into(chunk)
-        yield chunk

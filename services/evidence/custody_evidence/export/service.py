@@ -23,16 +23,18 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from custody_common.announcement import key_id as signing_key_id
 from custody_common.auth import Principal
 from custody_common.crypto.signing import public_pem, public_raw
 from custody_common.errors import IntegrityError
-from custody_common.events import actor_person, check_commitment, commitment, rfc3339
+from custody_common.events import actor_person, check_commitment, commitment, rfc3339, verify_event
 from custody_common.ids import uuid7
 from custody_common.manifest import EvidenceManifest, SubmissionMetadata, open_json, open_metadata, seal_json
 
@@ -111,7 +113,6 @@ class PreparedPackage:
     request_id: str
     files_size: int = 0
     """Bytes of evidence files in the package (most of its size), for a progress bar."""
-    excluded: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def filename(self) -> str:
@@ -188,9 +189,7 @@ class ExportService:
             reasons = "; ".join(f"{e['evidence_id']} ({e['reason']})" for e in excluded)
             raise ItemNotServable(f"nothing to export: every item asked for is left out: {reasons}")
         names = package_names([(s.metadata.filename, str(s.item.evidence_id)) for s in selected])
-        selected = [
-            _Selected(**{**s.__dict__, "path": f"files/{name}"}) for s, name in zip(selected, names, strict=True)
-        ]
+        selected = [replace(s, path=f"files/{name}") for s, name in zip(selected, names, strict=True)]
 
         package_id = uuid7()
         created_at = datetime.now(UTC)
@@ -225,7 +224,9 @@ class ExportService:
                     chain_json=json.dumps(raw, indent=2, ensure_ascii=False).encode() + b"\n",
                     chain=chain,
                     purposes=purposes,
-                    checks=_chain_checks(chosen_item, chain, checkpoint, package_id, manifest_sha256, key_id),
+                    checks=_chain_checks(
+                        chosen_item, chain, checkpoint, package_id, manifest_sha256, key_id, self._vault.public_key
+                    ),
                 )
             )
         timestamp = await self._ledger.timestamp(checkpoint.size)
@@ -247,7 +248,6 @@ class ExportService:
             cover=cover,
             request_id=request_id,
             files_size=sum(p.selected.item.size for p in packed),
-            excluded=excluded,
         )
 
     async def _record_exports(
@@ -338,11 +338,8 @@ class ExportService:
 
     # --- the stream ---------------------------------------------------------------------
 
-    def stream(self, prepared: PreparedPackage) -> AsyncIterator[bytes]:
+    async def stream(self, prepared: PreparedPackage) -> AsyncIterator[bytes]:
         """The package's zip bytes, produced in worker threads."""
-        return self._stream(prepared)
-
-    async def _stream(self, prepared: PreparedPackage) -> AsyncIterator[bytes]:
         pieces = zip_stream(self._entries(prepared), prepared.created_at)
         try:
             async with contextlib.aclosing(from_worker(pieces)) as chunks:
@@ -428,7 +425,9 @@ class ExportService:
         checkpoint = open_checkpoint(raw["checkpoint"], log_key)
         chain = verify_chain(raw, checkpoint, str(item.evidence_id))
         purposes = await self._purposes(chosen, chain)
-        checks = _chain_checks(chosen, chain, checkpoint, None, None, signing_key_id(self._vault.signing_key))
+        checks = _chain_checks(
+            chosen, chain, checkpoint, None, None, signing_key_id(self._vault.signing_key), self._vault.public_key
+        )
         if item.status == ItemStatus.SEALED and item.verified_at is not None:
             checks.insert(0, Check(True, f"Last fixity check {rfc3339(item.verified_at)}: stored bytes matched the seal."))
         elif item.status != ItemStatus.SEALED:
@@ -513,6 +512,7 @@ def _chain_checks(
     package_id: uuid.UUID | None,
     manifest_sha256: str | None,
     key_id: str,
+    evidence_key: Ed25519PublicKey,
 ) -> list[Check]:
     item = chosen.item
     events = [entry["event"] for entry in chain.entries]
@@ -543,8 +543,15 @@ def _chain_checks(
         )
     evidence_signed = [e for e in events if e.get("service") == "evidence"]
     if evidence_signed:
+        unverified = [e.get("id") for e in evidence_signed if not verify_event(e, evidence_key)]
         checks.append(
-            Check(True, f"{len(evidence_signed)} events were signed by the evidence service (key id {key_id[:16]}…).")
+            Check(
+                not unverified,
+                f"The {len(evidence_signed)} events of the evidence service verify under its key "
+                f"(key id {key_id[:16]}…), the key of manifest.pub.pem."
+                if not unverified
+                else f"Events {', '.join(map(str, unverified))} do not verify under the evidence service's key.",
+            )
         )
     submitted = [e for e in events if e.get("action") == "submitted"]
     if chosen.salts and submitted:

@@ -460,16 +460,18 @@ def test_anyone_but_the_submitter_gets_404(running: Stack, alice: str) -> None:
     strangers = [
         running.token("mallory", ["investigator"], [CASE]),
         running.token("alice", ["investigator"], ["OTHER-CASE"]),  # alice, no longer assigned the case
+    ]
+    other_roles = [  # may not touch uploads at all: 403, which reveals nothing about this one
         running.token("alice", ["prosecutor"], [CASE]),
         running.token("carol", ["auditor", "admin"], ["*"]),
     ]
     status_url = url.replace("/v1/uploads/", "/v1/submissions/")
-    for token in strangers:
+    for token, status in [(t, 404) for t in strangers] + [(t, 403) for t in other_roles]:
         with running.client("intake", token) as client:
-            assert client.head(url, headers=TUS).status_code == 404
-            assert client.patch(url, content=data, headers={**TUS, **STREAM, "Upload-Offset": "0"}).status_code == 404
-            assert client.delete(url, headers=TUS).status_code == 404
-            assert client.get(status_url).status_code == 404
+            assert client.head(url, headers=TUS).status_code == status
+            assert client.patch(url, content=data, headers={**TUS, **STREAM, "Upload-Offset": "0"}).status_code == status
+            assert client.delete(url, headers=TUS).status_code == status
+            assert client.get(status_url).status_code == status
     with running.client("intake", alice) as client:
         for missing in (str(uuid.uuid4()), "not-a-uuid"):
             answer = client.head(f"/v1/uploads/{missing}", headers=TUS)
