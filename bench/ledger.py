@@ -254,7 +254,13 @@ def proofs_at_a_million(deployment: Deployment, entries: int = MILLION) -> tuple
     home = deployment.work / "million"
     home.mkdir(parents=True, exist_ok=True)
     database_urls = {"audit": deployment.fresh_database()} if deployment.kind == POSTGRES_S3 else {}
-    stack = Stack(home=home, namespace=namespace, nats_url=deployment.stack.nats_url, database_urls=database_urls)
+    stack = Stack(
+        home=home,
+        namespace=namespace,
+        nats_url=deployment.stack.nats_url,
+        database_urls=database_urls,
+        extra_env=deployment.stack.extra_env,
+    )
     settings = Settings(
         home=home, database_url=database_urls.get("audit"), log_origin=stack.settings.log_origin, nats_namespace=namespace
     )

@@ -74,14 +74,6 @@ def test_nats_cluster_loses_a_node(nats_cluster: NatsCluster, build_stack: Stack
 
 @pytest.mark.slow
 @pytest.mark.s3
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "a service takes a single NATS URL: custody_common.bus.connection.connect passes "
-        "[settings.nats_url] to nats-py, which does not split a comma-separated list, so a service "
-        "cannot be given the cluster's nodes and one (re)started while its node is down never connects"
-    ),
-)
 def test_services_start_while_a_cluster_node_is_down(
     nats_cluster: NatsCluster, build_stack: StackBuilder, tmp_path: Path
 ) -> None:

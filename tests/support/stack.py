@@ -56,6 +56,8 @@ class Stack:
             CUSTODY_EVIDENCE_URL=self.url("evidence"),
             CUSTODY_AUDIT_URL=self.url("audit"),
             CUSTODY_STATE_DIR=str(self.home / "client-state"),
+            # Locked objects on a shared S3 server expire soon after the test, not in ten years.
+            CUSTODY_RETENTION="PT5M",
         )
         env.update(self.store_env)
         env.update(self.extra_env)

@@ -121,6 +121,12 @@ class Settings(BaseSettings):
         return self.cors_origins or (_origin(self.intake_url),)
 
     @property
+    def nats_servers(self) -> list[str]:
+        """``nats_url`` split at commas: every node of a cluster can be named, so a service
+        starts even while the node it would have named alone is down."""
+        return [url.strip() for url in self.nats_url.split(",") if url.strip()]
+
+    @property
     def key_folder(self) -> Path:
         """Where keys live: ``keys_dir`` or ``home/keys``."""
         return self.keys_dir or self.home / "keys"

@@ -25,7 +25,7 @@ async def connect(settings: Settings, name: str) -> Client:
         log.warning("NATS: %s", type(exc).__name__)
 
     options: dict = {
-        "servers": [settings.nats_url],
+        "servers": settings.nats_servers,
         "name": name,
         "max_reconnect_attempts": -1,
         "reconnect_time_wait": 1,

@@ -74,7 +74,7 @@ async def remove(js: JetStreamContext, topology: Topology) -> None:
 
 
 async def _run(settings: Settings, replicas: int) -> None:
-    options: dict = {"servers": [settings.nats_url], "connect_timeout": 5, "inbox_prefix": "_INBOX.provision"}
+    options: dict = {"servers": settings.nats_servers, "connect_timeout": 5, "inbox_prefix": "_INBOX.provision"}
     if settings.nats_user:
         options.update(user=settings.nats_user, password=settings.nats_password)
     nc = await nats.connect(**options)
