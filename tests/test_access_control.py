@@ -133,6 +133,24 @@ ROUTES: dict[tuple[str, str, str], Route] = {
     ("evidence", "DELETE", "/v1/cases/{case}/legal-hold"): Route(
         lambda w: {"url": f"/v1/cases/{CASE}/legal-hold"}, expect(403, admin=OK), order=3
     ),
+    ("evidence", "GET", "/v1/evidence/{evidence_id}/report"): Route(
+        lambda w: {"url": f"/v1/evidence/{w.evidence_id}/report"},
+        expect(403, prosecutor=OK, prosecutor_other=404, prosecutor_star=404),
+    ),
+    ("evidence", "POST", "/v1/exports"): Route(
+        lambda w: {"json": {"evidence_ids": [w.evidence_id], "purpose": "access-control test"}},
+        expect(403, prosecutor=OK, prosecutor_other=404, prosecutor_star=404),
+        order=1,
+    ),
+    ("evidence", "POST", "/v1/evidence/{evidence_id}/downloads"): Route(
+        lambda w: {"url": f"/v1/evidence/{w.evidence_id}/downloads", "json": {"purpose": "access-control test"}},
+        expect(403, prosecutor=201, prosecutor_other=404, prosecutor_star=404),
+        order=1,
+    ),
+    # the link itself is the credential; an unknown one serves nothing to anybody
+    ("evidence", "GET", "/v1/downloads/{token}"): Route(
+        lambda w: {"url": f"/v1/downloads/{'A' * 43}"}, expect(404), public=True
+    ),
     # audit: checkpoints and keys are public; the log for auditors and admins; chains also
     # for prosecutors of the item's case
     ("audit", "GET", "/v1/log/checkpoint"): Route(lambda w: {}, expect(OK), public=True),
