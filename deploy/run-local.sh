@@ -23,7 +23,8 @@ stop() {
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
 }
-trap stop INT TERM EXIT
+trap 'stop; exit 0' INT TERM
+trap stop EXIT
 
 hostport="${CUSTODY_NATS_URL#nats://}"; hostport="${hostport##*@}"
 nats_host="${hostport%%:*}"; nats_port="${hostport##*:}"
