@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 
@@ -54,21 +55,29 @@ async def pull_batches(
     back-off (never spins) while the consumer or the server is unavailable."""
     subscription = None
     delay = 0.5
-    while True:
-        try:
-            if subscription is None:
-                subscription = await js.pull_subscribe_bind(durable=durable, stream=stream)
-            msgs = await subscription.fetch(batch, timeout=timeout)
-            delay = 0.5
-        except NatsTimeoutError:
-            continue
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 — bus outages are waited out
-            log.warning("pulling from %s/%s failed (%s); retrying in %.1fs", stream, durable, type(exc).__name__, delay)
-            subscription = None
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 10)
-            continue
-        if msgs:
-            yield msgs
+    try:
+        while True:
+            try:
+                if subscription is None:
+                    subscription = await js.pull_subscribe_bind(durable=durable, stream=stream)
+                msgs = await subscription.fetch(batch, timeout=timeout)
+                delay = 0.5
+            except NatsTimeoutError:
+                continue
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 — bus outages are waited out
+                log.warning(
+                    "pulling from %s/%s failed (%s); retrying in %.1fs", stream, durable, type(exc).__name__, delay
+                )
+                subscription = None
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10)
+                continue
+            if msgs:
+                yield msgs
+    finally:
+        # Messages pulled but never handed out come back now, not after the consumer's ack wait.
+        if subscription is not None:
+            with contextlib.suppress(Exception):
+                await subscription.unsubscribe()
