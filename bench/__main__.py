@@ -35,6 +35,7 @@ from bench.machine import describe_machine, load_average
 from bench.processes import BareServer, describe_use, profiled, resident_memory_mib
 from bench.report import Run, details, summary, text_table, write_results
 from bench.retrieval_throughput import measure_retrieval
+from custody_client.tus import DEFAULT_CHUNK_SIZE
 
 MIB = 1024 * 1024
 FIGURES = ("ingest", "retrieval", "intake", "ledger")
@@ -50,6 +51,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--size-mib", type=int, default=int(os.environ.get("CUSTODY_BENCH_SIZE_MIB", 1024)))
     parser.add_argument("--rounds", type=int, default=int(os.environ.get("CUSTODY_BENCH_ROUNDS", 3)))
     parser.add_argument("--events", type=int, default=int(os.environ.get("CUSTODY_BENCH_EVENTS", 30_000)))
+    parser.add_argument("--patch-mib", type=int, default=DEFAULT_CHUNK_SIZE // MIB,
+                        help="request size of the intake figure (default: what custody submit sends)")
     parser.add_argument("--configuration", choices=CONFIGURATIONS, action="append", help="default: both")
     parser.add_argument("--only", type=lambda v: [f.strip() for f in v.split(",") if f.strip()], default=list(FIGURES),
                         help=f"comma-separated subset of {','.join(FIGURES)}")
@@ -176,7 +179,7 @@ def _measure(deployed: Deployment, source: Path, args: argparse.Namespace) -> li
         if "intake" in args.only:
             _say(deployed, "intake receiving, beside a bare hash-and-write endpoint")
             with profiled({"intake": services["intake"], "bare": bare.pid}, args.profile and args.profile / deployed.kind, "intake"):
-                intake = measure_intake(deployed, bare, size, args.rounds)
+                intake = measure_intake(deployed, bare, size, args.rounds, args.patch_mib * MIB)
             figures.append(
                 rate_ratio(f"intake receiving, {intake.request_bytes // MIB} MiB PATCHes", intake.intake, intake.bare,
                            "bare hash-and-write endpoint", 0.7,
@@ -194,6 +197,7 @@ def _measure(deployed: Deployment, source: Path, args: argparse.Namespace) -> li
             rate_ratio("ledger, publish → signed checkpoint", ledger.events, ledger.single_row,
                        f"single-row INSERT+COMMIT ({database})", 6,
                        [f"the publisher alone: {ledger.publish.median:,.0f} events/s",
+                        f"{ledger.batch.median:.0f} events per appended batch (per signed checkpoint)",
                         describe_use(ledger.cpu_seconds)])
         )
         size_reached, latency = proof_latency(deployed.stack)

@@ -43,6 +43,9 @@ EVENTS_PER_ITEM = 20
 WINDOW = 1000
 """Publishes awaiting JetStream's acknowledgement at once."""
 MILLION = 1_000_000
+_POLL_SECONDS = 0.05
+"""How often the checkpoint is asked for while events are sequenced: often enough for the
+timing, rarely enough not to load the service being measured."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,8 @@ class LedgerResult:
     cpu_seconds: dict[str, float]
     """Median CPU seconds of audit and of the publisher (signing included) per run, and the
     run's wall seconds (``wall``)."""
+    batch: Runs
+    """Events per appended batch (one signed checkpoint each), on average over a run."""
 
 
 # --- the baseline -------------------------------------------------------------------------
@@ -109,17 +114,37 @@ def _commit_loop(insert, commit, seconds: float) -> float:  # type: ignore[no-un
 
 def measure_ledger(deployment: Deployment, count: int, rounds: int) -> LedgerResult:
     """``rounds`` alternating runs of the baseline and of ``count`` events end to end."""
-    events, publish, single, cpu = [], [], [], []
+    events, publish, single, cpu, batches = [], [], [], [], []
     for _ in range(rounds):
         single.append(single_row_commits(deployment))
+        checkpoints_before = checkpoint_count(deployment)
         with cpu_used({"audit": deployment.stack.processes["audit"].pid}, children="publisher") as used:
             rate, publisher_rate = events_to_checkpoint(deployment, count)
         events.append(rate)
         publish.append(publisher_rate)
         cpu.append(used)
+        batches.append(count / max(checkpoint_count(deployment) - checkpoints_before, 1))
     return LedgerResult(
-        Runs.of(events, "events/s"), Runs.of(publish, "events/s"), Runs.of(single, "rows/s"), count, median_use(cpu)
+        Runs.of(events, "events/s"),
+        Runs.of(publish, "events/s"),
+        Runs.of(single, "rows/s"),
+        count,
+        median_use(cpu),
+        Runs.of(batches, "events"),
     )
+
+
+def checkpoint_count(deployment: Deployment) -> int:
+    """How many checkpoints the stack's log has signed (one per appended batch)."""
+    stack = deployment.stack
+    if "audit" in stack.database_urls:
+        with psycopg.connect(stack.database_urls["audit"]) as conn:
+            return int(conn.execute("SELECT count(*) FROM log_checkpoints").fetchone()[0])  # type: ignore[index]
+    conn = sqlite3.connect(stack.home / "audit.db")
+    try:
+        return int(conn.execute("SELECT count(*) FROM log_checkpoints").fetchone()[0])
+    finally:
+        conn.close()
 
 
 def checkpoint_size(client: httpx.Client) -> int:
@@ -155,7 +180,7 @@ def events_to_checkpoint(deployment: Deployment, count: int, timeout: float = 90
                     raise RuntimeError(f"the log did not take {count} events within {timeout:.0f} s")
                 if not publisher.is_alive() and publisher.exitcode:
                     raise RuntimeError(f"the publisher failed (exit {publisher.exitcode})")
-                time.sleep(0.02)
+                time.sleep(_POLL_SECONDS)
             logged = time.time()
             last_publish = _next_time(times, publisher)
         finally:

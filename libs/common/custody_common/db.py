@@ -8,7 +8,7 @@ from alembic import command
 from alembic.config import Config
 import zlib
 
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import Connection, MetaData, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
@@ -64,5 +64,35 @@ def run_migrations(settings: Settings, service: str, script_location: Path) -> N
                 connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": zlib.crc32(f"migrate-{service}".encode())})
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
+    finally:
+        engine.dispose()
+
+
+def run_alembic_environment(metadata: MetaData, service: str) -> None:
+    """The body of every service's Alembic ``env.py``: migrate on the connection the caller
+    hands in (``config.attributes["connection"]``), or on ``sqlalchemy.url`` when run by hand."""
+    from alembic import context
+
+    config = context.config
+    version_table = config.get_main_option("version_table") or f"alembic_version_{service}"
+
+    def run(connection: Connection) -> None:
+        context.configure(
+            connection=connection,
+            target_metadata=metadata,
+            version_table=version_table,
+            render_as_batch=connection.dialect.name == "sqlite",
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+
+    given = config.attributes.get("connection")
+    if given is not None:
+        run(given)
+        return
+    engine = create_engine(config.get_main_option("sqlalchemy.url"))
+    try:
+        with engine.begin() as connection:
+            run(connection)
     finally:
         engine.dispose()

@@ -90,6 +90,45 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self.transport.close()
 
 
+class RequestLog:
+    """Pure ASGI middleware: an id for every request (``X-Request-ID`` in and out, and
+    ``request.state.request_id``) and one log line when its response ends — method, path
+    without the query (queries carry purposes), status, time; never bodies or headers. Pure
+    ASGI, so a streamed body that fails midway still drops the connection."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        rid = given if 0 < len(given) <= 64 and given.isascii() and given.isprintable() else str(uuid.uuid4())
+        scope.setdefault("state", {})["request_id"] = rid
+        started = time.perf_counter()
+        status: int | str = "aborted"
+
+        async def send_with_id(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            log.info(
+                "%s %s %s %.1fms rid=%s",
+                scope["method"],
+                _printable(scope["path"]),
+                status,
+                (time.perf_counter() - started) * 1000,
+                rid,
+            )
+
+
 def _printable(path: str) -> str:
     """``path`` safe for a log line: control characters escaped."""
     return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in path)
@@ -146,24 +185,7 @@ def create_app(
         max_age=600,
     )
 
-    @app.middleware("http")
-    async def request_id(request: Request, call_next):  # type: ignore[no-untyped-def]
-        given = request.headers.get("x-request-id", "")
-        rid = given if 0 < len(given) <= 64 and given.isascii() and given.isprintable() else str(uuid.uuid4())
-        request.state.request_id = rid
-        started = time.perf_counter()
-        response = await call_next(request)
-        response.headers["X-Request-ID"] = rid
-        # The path only: queries carry purposes, and bodies carry evidence.
-        log.info(
-            "%s %s %s %.1fms rid=%s",
-            request.method,
-            _printable(request.url.path),
-            response.status_code,
-            (time.perf_counter() - started) * 1000,
-            rid,
-        )
-        return response
+    app.add_middleware(RequestLog)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
