@@ -94,3 +94,37 @@ def test_revocation_lists_come_from_the_environment(monkeypatch, tmp_path) -> No
     settings = Settings(home=tmp_path)
     assert settings.revoked_subjects == frozenset({"seized-phone", "departed"})
     assert settings.revoked_tokens == frozenset({"jti-1"})
+
+
+def test_tokens_verify_against_an_oidc_providers_jwks(tmp_path) -> None:
+    """An identity provider's JWKS URL (as Keycloak publishes), served over real HTTP."""
+    import http.server
+    import threading
+
+    provider_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(provider_key.public_key()))
+    jwks = json.dumps({"keys": [jwk | {"kid": "provider-1", "use": "sig", "alg": "RS256"}]}).encode()
+
+    class Jwks(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(jwks)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Jwks)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        settings = Settings(home=tmp_path, token_jwks_url=f"http://127.0.0.1:{server.server_port}/certs")
+        verifier = TokenVerifier(settings)
+        good = jwt.encode(_claims(settings, sub="keycloak-user"), provider_key, algorithm="RS256", headers={"kid": "provider-1"})
+        assert verifier.verify(good).sub == "keycloak-user"
+        impostor = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        forged = jwt.encode(_claims(settings), impostor, algorithm="RS256", headers={"kid": "provider-1"})
+        with pytest.raises(AuthenticationError):
+            verifier.verify(forged)
+    finally:
+        server.shutdown()
