@@ -25,7 +25,7 @@ POSTGRES_S3 = "postgres-s3"
 CONFIGURATIONS = (EMBEDDED, POSTGRES_S3)
 TITLES = {EMBEDDED: "embedded default (SQLite, local folder)", POSTGRES_S3: "PostgreSQL + S3 (Ceph RGW)"}
 
-RETENTION_SECONDS = 120
+RETENTION_SECONDS = int(os.environ.get("CUSTODY_BENCH_RETENTION_SECONDS", 120))
 """WORM retention of what the bench seals: long enough to be real Object Lock, short enough that
 the bench can delete its bucket when it is done."""
 

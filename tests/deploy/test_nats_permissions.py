@@ -24,7 +24,8 @@ TOPOLOGY = Topology("custody")  # the configuration is written for the default n
 
 @pytest.fixture
 def secured_nats(tmp_path: Path):
-    passwords = {user: secrets.token_urlsafe(16) for user in USERS}
+    # nats-server parses a substituted variable as a value: a password must start with a letter.
+    passwords = {user: "p" + secrets.token_hex(16) for user in USERS}
     saved = dict(os.environ)
     os.environ.update({f"{u.upper()}_NATS_PASSWORD": p for u, p in passwords.items()})
     server = NatsServer(tmp_path / "nats", config=CONFIG)
