@@ -3,7 +3,6 @@ so the analysis written around it stays)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -129,7 +128,3 @@ def write_results(document: Path, run: Run) -> None:
     else:
         text = text.rstrip("\n") + "\n\n" + block + "\n"
     document.write_text(text)
-
-
-def all_met(figures: Sequence[Figure]) -> bool:
-    return all(figure.met for figure in figures)
