@@ -57,8 +57,8 @@ class LedgerResult:
     single_row: Runs
     count: int
     cpu_seconds: dict[str, float]
-    """Median CPU seconds of audit and of the publisher (signing included) per run, and the
-    run's wall seconds (``wall``)."""
+    """Median CPU seconds of each service and of the publisher (signing included) per run, and
+    the run's wall seconds (``wall``)."""
     batch: Runs
     """Events per appended batch (one signed checkpoint each), on average over a run."""
 
@@ -118,7 +118,7 @@ def measure_ledger(deployment: Deployment, count: int, rounds: int) -> LedgerRes
     for _ in range(rounds):
         single.append(single_row_commits(deployment))
         checkpoints_before = checkpoint_count(deployment)
-        with cpu_used({"audit": deployment.stack.processes["audit"].pid}, children="publisher") as used:
+        with cpu_used(deployment.pids(), children="publisher") as used:
             rate, publisher_rate = events_to_checkpoint(deployment, count)
         events.append(rate)
         publish.append(publisher_rate)
