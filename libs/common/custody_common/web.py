@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
+from types import FrameType
 from typing import Any
 
 import uvicorn
@@ -233,9 +234,21 @@ async def standard_checks(engine: AsyncEngine | None, nc: Any | None, store: Any
     return checks
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server, stopped at once by a signal that arrives while it is still starting:
+    uvicorn notes the signal but looks at it only once the app's start-up is over, and a
+    service waiting for NATS or its database at start-up would never get there."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        if not self.started:
+            logging.getLogger(__name__).warning("stopped by signal %d while starting", sig)
+            raise SystemExit(128 + sig)
+
+
 def serve(app: FastAPI, port: int, host: str | None = None) -> None:
     """Run ``app`` until SIGINT/SIGTERM, on ``host`` or the ``bind_host`` setting."""
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=host or app.state.settings.bind_host,
         port=port,
@@ -244,6 +257,7 @@ def serve(app: FastAPI, port: int, host: str | None = None) -> None:
         timeout_keep_alive=30,
         http=BoundedHttpToolsProtocol,
     )
+    _Server(config).run()
 
 
 async def lifespan_tasks(*coroutines: Awaitable[None]) -> AsyncIterator[list[asyncio.Task[None]]]:
