@@ -4,7 +4,6 @@ embedded default and on PostgreSQL + a real S3 server, both with real NATS."""
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import os
@@ -20,6 +19,7 @@ import pytest
 from custody_common.objectstore import open_object_store
 from custody_common.settings import Settings
 from tests.support.stack import BIN, Stack
+from tests.support.submissions import submit_with_wrong_hash, wait_status
 
 CASE = "UA-2024-017"
 MIB = 1024 * 1024
@@ -86,38 +86,6 @@ def _chain(stack: Stack, token: str, evidence_id: str, until: str, timeout: floa
             time.sleep(0.3)
 
 
-def _submit_with_wrong_hash(stack: Stack, token: str, path: Path) -> str:
-    """A tus upload whose declared SHA-256 is not the file's: what a corrupted device sends."""
-    meta = {"case": CASE, "filename": path.name, "sha256": "0" * 64}
-    encoded = ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in meta.items())
-    body = path.read_bytes()
-    with stack.client("intake", token) as intake:
-        created = intake.post(
-            "/v1/uploads",
-            headers={"Tus-Resumable": "1.0.0", "Upload-Length": str(len(body)), "Upload-Metadata": encoded},
-        )
-        assert created.status_code == 201, created.text
-        url = created.headers["Location"]
-        patched = intake.patch(
-            url,
-            content=body,
-            headers={"Tus-Resumable": "1.0.0", "Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"},
-        )
-        assert patched.status_code == 204, patched.text
-    return url.rstrip("/").rsplit("/", 1)[1]
-
-
-def _wait_status(stack: Stack, token: str, evidence_id: str, wanted: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    with stack.client("evidence", token) as evidence:
-        while time.monotonic() < deadline:
-            response = evidence.get(f"/v1/evidence/{evidence_id}/status")
-            if response.status_code == 200 and response.json()["status"] == wanted:
-                return
-            time.sleep(0.3)
-    raise AssertionError(f"{evidence_id} never became {wanted}")
-
-
 def _stored_objects(stack: Stack) -> list[tuple[str, bytes]]:
     store = open_object_store(_store_settings(stack))
     return [(key, b"".join(store.read(key))) for key in store.list("evidence/")]
@@ -173,8 +141,8 @@ def run_mission(stack: Stack, tmp_path: Path) -> None:
 
     # a submission whose declared hash is wrong ends rejected and is never served
     bad = _write(tmp_path / "tampered.bin", 2 * MIB, marker)
-    bad_id = _submit_with_wrong_hash(stack, investigator, bad)
-    _wait_status(stack, investigator, bad_id, "rejected")
+    bad_id = submit_with_wrong_hash(stack, investigator, CASE, bad.read_bytes(), bad.name)
+    wait_status(stack, investigator, bad_id, "rejected")
     with stack.client("evidence", prosecutor) as evidence:
         response = evidence.get(f"/v1/evidence/{bad_id}/content", params={"purpose": "check"})
         assert response.status_code == 409 and bad.read_bytes()[:64] not in response.content

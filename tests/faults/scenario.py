@@ -492,11 +492,10 @@ def _logged(audit: httpx.Client, key: LogKey, evidence_ids: set[str], timeout: f
         time.sleep(1)
 
 
-def wait_bus_settled(nats_urls: list[str], namespace: str, timeout: float) -> None:
-    """Until both durable consumers have delivered and seen acknowledged every message: no
-    redelivery is pending that could still change the log or the vault."""
+def consumer_counts(nats_urls: list[str], namespace: str) -> dict[str, tuple[int, int]]:
+    """(pending, ack pending) of the audit and sealer durable consumers."""
 
-    async def settled() -> dict[str, tuple[int, int]]:
+    async def counts() -> dict[str, tuple[int, int]]:
         nc = await nats.connect(servers=nats_urls, connect_timeout=5)
         try:
             js = nc.jetstream(timeout=10)
@@ -512,9 +511,15 @@ def wait_bus_settled(nats_urls: list[str], namespace: str, timeout: float) -> No
         finally:
             await nc.close()
 
+    return asyncio.run(counts())
+
+
+def wait_bus_settled(nats_urls: list[str], namespace: str, timeout: float) -> None:
+    """Until both durable consumers have delivered and seen acknowledged every message: no
+    redelivery is pending that could still change the log or the vault."""
     deadline = time.monotonic() + timeout
     while True:
-        found = asyncio.run(settled())
+        found = consumer_counts(nats_urls, namespace)
         if all(counts == (0, 0) for counts in found.values()):
             return
         if time.monotonic() > deadline:
@@ -522,6 +527,21 @@ def wait_bus_settled(nats_urls: list[str], namespace: str, timeout: float) -> No
                 f"messages still pending or unacknowledged after {timeout}s (pending, ack pending): {found}"
             )
         time.sleep(1)
+
+
+def _whereabouts(stack: Stack, nats_urls: list[str] | None) -> str:
+    """Where events that never reached the log may be: the consumers' counts, the outboxes
+    not yet published, and the end of each service's log."""
+    lines = []
+    try:
+        lines.append(f"consumers (pending, ack pending): {consumer_counts(nats_urls or [stack.nats_url], stack.namespace)}")
+    except Exception as exc:  # noqa: BLE001 — a diagnosis, not a check
+        lines.append(f"consumers: unknown ({exc!r})")
+    for service in SERVICES:
+        tail = stack.log_path(service).read_text(errors="replace").splitlines()
+        quiet = [line for line in tail if "custody.http" not in line][-40:]
+        lines.append(f"--- {service}.log, last lines besides requests:\n" + "\n".join(quiet))
+    return "\n".join(lines)
 
 
 def _check_log(entries: list[dict[str, Any]], acknowledged: dict[str, Submission], recovery: Recovery) -> None:
@@ -657,7 +677,10 @@ def check_recovery(
 
     with stack.client("audit", auditor) as audit:
         started = time.monotonic()
-        _logged(audit, key, set(acknowledged), LOG_TIMEOUT)
+        try:
+            _logged(audit, key, set(acknowledged), LOG_TIMEOUT)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{_whereabouts(stack, nats_urls)}") from None
         recovery.seconds["until_all_logged"] = time.monotonic() - started
         wait_bus_settled(nats_urls or [stack.nats_url], stack.namespace, LOG_TIMEOUT)
         recovery.seconds["until_bus_settled"] = time.monotonic() - started
