@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.scenario import shorten_sealer_ack_wait
 from tests.support.nats import NatsServer, provision_namespace
 from tests.support.nats_cluster import nats_cluster  # noqa: F401 — a fixture, offered to the scenarios
 from tests.support.private_postgres import PrivatePostgres, private_postgres  # noqa: F401 — ditto
@@ -83,5 +82,4 @@ def fault_stack(build_stack: StackBuilder, fault_nats: NatsServer) -> Stack:
     """The stack on the private NATS server, its namespace provisioned; not started."""
     namespace = f"f{uuid.uuid4().hex[:10]}"
     provision_namespace(fault_nats.url, namespace)
-    shorten_sealer_ack_wait([fault_nats.url], namespace)
     return build_stack(fault_nats.url, namespace)

@@ -48,8 +48,6 @@ ITEM_ACTIONS = ["submitted", "received", "sealed", "accessed"]
 
 CLIENT_BACKOFF = Backoff(initial=0.25, factor=2.0, maximum=2.0, attempts=90)
 """Rides out an outage of about three minutes; each scenario's outage is far shorter."""
-SEALER_ACK_WAIT_SECONDS = 30.0
-"""The deployment's sealer ack wait is 300 s; a killed sealer's messages come back after it."""
 
 IDLE_WINDOW_SECONDS = 6.0
 IDLE_CPU_SHARE = 0.15
@@ -330,24 +328,6 @@ def latest_checkpoint(stack: Stack) -> str | None:
     except httpx.HTTPError:
         return None
     return response.text if response.status_code == 200 else None
-
-
-def shorten_sealer_ack_wait(nats_urls: list[str], namespace: str, seconds: float = SEALER_ACK_WAIT_SECONDS) -> None:
-    """Make the sealer's durable consumer redeliver unacknowledged submissions after ``seconds``."""
-
-    async def update() -> None:
-        nc = await nats.connect(servers=nats_urls, connect_timeout=5)
-        try:
-            js = nc.jetstream(timeout=10)
-            topology = Topology(namespace)
-            info = await js.consumer_info(topology.submissions_stream, topology.sealer_consumer)
-            config = info.config
-            config.ack_wait = seconds
-            await js.add_consumer(topology.submissions_stream, config)
-        finally:
-            await nc.close()
-
-    asyncio.run(update())
 
 
 def ride_out_outage(

@@ -18,7 +18,6 @@ from tests.faults.scenario import (
     check_recovery,
     latest_checkpoint,
     scenario_seed,
-    shorten_sealer_ack_wait,
     summary,
     wait_readiness,
 )
@@ -33,7 +32,6 @@ def test_nats_cluster_loses_a_node(nats_cluster: NatsCluster, build_stack: Stack
     began = time.monotonic()
     namespace = f"f{uuid.uuid4().hex[:10]}"
     topology = nats_cluster.provision(namespace, replicas=3)
-    shorten_sealer_ack_wait(nats_cluster.urls, namespace)
     victim = nats_cluster.node(nats_cluster.stream_leader(topology.submissions_stream))
     stack = build_stack(victim.url, namespace)
     stack.start()
@@ -79,7 +77,6 @@ def test_services_start_while_a_cluster_node_is_down(
 ) -> None:
     namespace = f"f{uuid.uuid4().hex[:10]}"
     nats_cluster.provision(namespace, replicas=3)
-    shorten_sealer_ack_wait(nats_cluster.urls, namespace)
     # Every node listed, as NATS clients take them (and as the operator of a cluster would).
     stack = build_stack(",".join(nats_cluster.urls), namespace)
     down = nats_cluster.nodes[0]

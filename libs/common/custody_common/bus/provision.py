@@ -18,6 +18,10 @@ from custody_common.bus.topology import Topology
 from custody_common.settings import Settings
 
 DUPLICATE_WINDOW_SECONDS = 15 * 60
+ACK_WAIT_SECONDS = 30.0
+"""How long a pulled message stays with its consumer unacknowledged before it is delivered
+again: after a crash, the sealer and the log take up their work within this. A seal that takes
+longer says it is still working (``in_progress``) well within it."""
 
 
 async def provision(js: JetStreamContext, topology: Topology, replicas: int = 1) -> None:
@@ -47,17 +51,17 @@ async def provision(js: JetStreamContext, topology: Topology, replicas: int = 1)
         except NotFoundError:
             await js.add_stream(config)
     consumers = [
-        (topology.events_stream, topology.audit_consumer, 30.0),
-        (topology.submissions_stream, topology.sealer_consumer, 300.0),
+        (topology.events_stream, topology.audit_consumer),
+        (topology.submissions_stream, topology.sealer_consumer),
     ]
-    for stream, durable, ack_wait in consumers:
+    for stream, durable in consumers:
         await js.add_consumer(
             stream,
             ConsumerConfig(
                 durable_name=durable,
                 ack_policy=AckPolicy.EXPLICIT,
                 deliver_policy=DeliverPolicy.ALL,
-                ack_wait=ack_wait,
+                ack_wait=ACK_WAIT_SECONDS,
                 max_ack_pending=20000,
                 max_deliver=-1,
             ),

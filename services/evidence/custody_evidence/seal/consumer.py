@@ -12,14 +12,16 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from custody_common.bus import Topology, pull_batches
+from custody_common.bus.provision import ACK_WAIT_SECONDS
 
 from custody_evidence.seal.service import SealPostponed, Sealer
 
 log = logging.getLogger(__name__)
 
 RETRY_SECONDS = 30
-PROGRESS_SECONDS = 60
-"""How often a long seal tells JetStream it is still working (the consumer's ack wait is longer)."""
+PROGRESS_SECONDS = ACK_WAIT_SECONDS / 3
+"""How often a long seal tells JetStream it is still working, so that it is not delivered again
+to another sealer (a redelivery would be absorbed, but the work would be done twice)."""
 
 
 async def run_sealer(sealer: Sealer, js: JetStreamContext, topology: Topology, concurrency: int = 4) -> None:

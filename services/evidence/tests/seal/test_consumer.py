@@ -91,3 +91,57 @@ async def test_completed_submissions_on_the_bus_are_sealed_once_and_announced(ru
     assert [e["action"] for e in received] == ["key_announced", "sealed"]
     assert all(verify_event(e, running.vault.public_key) for e in received)
     assert received[1]["evidence_id"] == str(good.evidence_id)
+
+
+class _SlowSealer:
+    """Takes ``seconds`` over each seal (a pure stand-in: only the bus is under test here)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.sealed = 0
+
+    async def seal(self, payload: bytes, sequence: int | None) -> None:
+        await asyncio.sleep(self.seconds)
+        self.sealed += 1
+
+
+async def _redelivered_during_a_long_seal(namespace: str, progress_every: float, monkeypatch) -> int:  # type: ignore[no-untyped-def]
+    """Seal one message for three ack waits with progress reports every ``progress_every``
+    seconds, while another sealer pulls from the same consumer; returns how many messages that
+    other sealer was handed."""
+    from custody_evidence.seal import consumer
+
+    monkeypatch.setattr(consumer, "PROGRESS_SECONDS", progress_every)
+    topology = Topology(namespace)
+    nc = await nats.connect(NATS_URL)
+    try:
+        js = nc.jetstream()
+        config = (await js.consumer_info(topology.submissions_stream, topology.sealer_consumer)).config
+        config.ack_wait = 1.0
+        await js.add_consumer(topology.submissions_stream, config)
+        await js.publish(topology.submission_completed_subject, b"{}", headers={"Nats-Msg-Id": "long-seal"})
+        first = await js.pull_subscribe_bind(durable=topology.sealer_consumer, stream=topology.submissions_stream)
+        other = await js.pull_subscribe_bind(durable=topology.sealer_consumer, stream=topology.submissions_stream)
+        [msg] = await first.fetch(1, timeout=10)
+        sealer = _SlowSealer(3.0)
+        sealing = asyncio.create_task(consumer.handle(sealer, msg))  # type: ignore[arg-type]
+        handed = 0
+        while not sealing.done():
+            try:
+                handed += len(await other.fetch(1, timeout=0.5))
+            except nats.errors.TimeoutError:
+                pass
+        await sealing
+        assert sealer.sealed == 1
+        return handed
+    finally:
+        await nc.close()
+
+
+async def test_a_long_seal_keeps_its_message_from_other_sealers(nats_namespace: str, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    assert await _redelivered_during_a_long_seal(nats_namespace, 0.25, monkeypatch) == 0
+
+
+async def test_without_progress_reports_a_long_seal_would_be_handed_out_again(nats_namespace: str, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The control of the test above: its set-up does redeliver when nothing reports progress."""
+    assert await _redelivered_during_a_long_seal(nats_namespace, 60.0, monkeypatch) >= 1
