@@ -23,6 +23,7 @@ import pytest
 from custody_common.keys import token_signing_key
 from tests.support.nats import NATS_URL, provision_namespace, remove_namespace
 from tests.support.stack import BIN, Stack
+from tests.support.tsa import OpensslTsa, TsaServer
 
 CASE = "C-1"
 TUS = {"Tus-Resumable": "1.0.0"}
@@ -71,6 +72,11 @@ def _metadata(**values: str) -> str:
 
 def _new_upload(_w: World) -> dict:
     return {"headers": TUS | {"Upload-Length": "5", "Upload-Metadata": _metadata(case=CASE, filename="a.txt", sha256="0" * 64)}}
+
+
+def _checkpoint_size(w: World) -> int:
+    """The size of the log's latest checkpoint (the log grows as the test reads)."""
+    return int(httpx.get(f"{w.stack.url('audit')}/v1/log/checkpoint", timeout=10).text.split("\n")[1])
 
 
 ROUTES: dict[tuple[str, str, str], Route] = {
@@ -164,6 +170,12 @@ ROUTES: dict[tuple[str, str, str], Route] = {
     ("audit", "GET", "/v1/log/proof/consistency"): Route(
         lambda w: {"params": {"first": 1, "second": 2}}, expect(403, auditor=OK, admin=OK)
     ),
+    # a checkpoint's time-stamp concerns the whole log, no case: every prosecutor may have it
+    # for a court package; auditors and admins too
+    ("audit", "GET", "/v1/log/timestamp"): Route(
+        lambda w: {"params": {"tree_size": _checkpoint_size(w)}},
+        expect(403, auditor=OK, admin=OK, prosecutor=OK, prosecutor_other=OK, prosecutor_star=OK),
+    ),
     ("audit", "GET", "/v1/custody/{evidence_id}"): Route(
         lambda w: {"url": f"/v1/custody/{w.evidence_id}"},
         expect(403, auditor=OK, admin=OK, prosecutor=OK, prosecutor_other=404, prosecutor_star=404),
@@ -196,12 +208,15 @@ def _bad_token(kind: str, stack: Stack) -> str | None:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory) -> Iterator[World]:
+def world(tmp_path_factory, tsa: OpensslTsa) -> Iterator[World]:
     namespace = f"t{uuid.uuid4().hex[:10]}"
     provision_namespace(NATS_URL, namespace)
     home = tmp_path_factory.mktemp("access") / "home"
     home.mkdir()
-    stack = Stack(home=home, namespace=namespace)
+    authority = TsaServer(tsa)
+    authority.start()
+    stack = Stack(home=home, namespace=namespace,
+                  extra_env={"CUSTODY_TSA_URL": authority.url, "CUSTODY_TSA_CA": str(tsa.root)})
     try:
         stack.start()
         tokens = {name: stack.token(*claims) for name, claims in CALLERS.items()}
@@ -220,6 +235,7 @@ def world(tmp_path_factory) -> Iterator[World]:
         yield World(stack, evidence_id, tokens)
     finally:
         stack.stop()
+        authority.stop()
         remove_namespace(NATS_URL, namespace)
 
 

@@ -29,6 +29,7 @@ from pypdf import PdfReader
 
 from tests.support.nats import NATS_URL, provision_namespace, remove_namespace
 from tests.support.stack import BIN, Stack
+from tests.support.tsa import OpensslTsa, TsaServer
 
 CASE = "UA-2024-017"
 MIB = 1024 * 1024
@@ -446,6 +447,56 @@ def test_named_items_export_and_verify(court: Court) -> None:
     assert manifest["selection"] == {"evidence_ids": wanted} and manifest["excluded"] == []
     verified = custody(court.stack, None, "verify", str(target), "--log-key", court.log_key)
     assert verified.returncode == 0, verified.stdout
+
+
+# --- the checkpoint's RFC 3161 time-stamp ------------------------------------------------------------
+
+
+def test_a_time_stamped_package_verifies_and_a_token_over_another_checkpoint_fails(
+    local_stack: Stack, tsa: OpensslTsa, tsa_server: TsaServer, tmp_path: Path
+) -> None:
+    stack = local_stack
+    stack.extra_env.update(CUSTODY_TSA_URL=tsa_server.url, CUSTODY_TSA_CA=str(tsa.root))
+    stack.start()
+    investigator = stack.token("olena", ["investigator"], [CASE])
+    prosecutor = stack.token("petra", ["prosecutor"], [CASE])
+    done = custody(stack, investigator, "submit", str(_write(tmp_path / "photo.jpg", 5000)), "--case", CASE)
+    assert done.returncode == 0, done.stderr
+    package = tmp_path / "package.zip"
+    made = custody(stack, prosecutor, "export", "--case", CASE, "--purpose", "hearing", "-o", str(package))
+    assert made.returncode == 0, made.stderr
+    log_key = httpx.get(f"{stack.url('audit')}/v1/log/key").text.strip()
+    entries = _entries(package)
+    assert "checkpoint.tsr" in entries  # a token over the very checkpoint of the package
+
+    verified = custody(stack, None, "verify", str(package), "--log-key", log_key, "--tsa-ca", str(tsa.root))
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert "signed by a pinned time-stamping authority" in verified.stdout
+
+    # VERIFY.md's commands for the time-stamp, as written, with the authority's root beside them
+    folder = tmp_path / "unzipped"
+    with zipfile.ZipFile(package) as archive:
+        archive.extractall(folder)
+    (folder / "TSA-ROOT.pem").write_bytes(tsa.root.read_bytes())
+    section = re.split(r"^## ", (folder / "VERIFY.md").read_text(), flags=re.M)[1:]
+    [stamp_section] = [part for part in section if part.startswith("5.")]
+    commands = [line[4:] for line in stamp_section.splitlines() if line.startswith("    ")]
+    assert any(c.startswith("openssl ts -verify") for c in commands), commands
+    ran = subprocess.run(["bash", "-euo", "pipefail", "-c", "\n".join(commands)], cwd=folder, capture_output=True,
+                         text=True)
+    assert ran.returncode == 0 and "Verification: OK" in ran.stdout, ran.stdout + ran.stderr
+
+    # a genuine token of the same log, but over an earlier checkpoint, does not hold for this one
+    size = int(entries["checkpoint.txt"].decode().split("\n")[1])
+    auditor = stack.token("carol", ["auditor"], ["*"])
+    with stack.client("audit", auditor) as audit:
+        earlier = audit.get("/v1/log/timestamp", params={"tree_size": 1})
+    assert earlier.status_code == 200 and size > 1, earlier.text
+    entries["checkpoint.tsr"] = earlier.content
+    swapped = _rezip(entries, tmp_path / "swapped.zip")
+    refused = custody(stack, None, "verify", str(swapped), "--log-key", log_key, "--tsa-ca", str(tsa.root))
+    assert refused.returncode == 1, refused.stdout
+    assert "checkpoint.tsr time-stamps another document than the body of checkpoint.txt" in refused.stdout
 
 
 # --- the ledger out of reach ------------------------------------------------------------------------

@@ -308,7 +308,7 @@ def _verify(package: _Zip, pinned: LogKey | None, tsa_roots: tuple[x509.Certific
         found.append(Finding(False, "package contents", "the manifest lists no exported item"))
     if package.has("checkpoint.tsr"):
         verdict.timestamp_pinned = bool(tsa_roots)
-        found.append(_timestamp(package.read("checkpoint.tsr"), checkpoint_text.encode(), tsa_roots))
+        found.append(_timestamp(package.read("checkpoint.tsr"), checkpoint_text, tsa_roots))
 
 
 def _manifest_signature(package: _Zip, manifest_bytes: bytes, found: list[Finding]) -> Ed25519PublicKey | None:
@@ -573,37 +573,56 @@ def _check_metadata(events: list[dict[str, Any]], entry: Mapping[str, Any], add:
         add(Finding(True, "metadata", f"{', '.join(metadata)} match the commitments of the submitted event"))
 
 
-def _timestamp(token: bytes, checkpoint: bytes, roots: tuple[x509.Certificate, ...]) -> Finding:
-    """The RFC 3161 time-stamp response over SHA-256 of ``checkpoint.txt``."""
+def _checkpoint_body(note: str) -> bytes | None:
+    """The signed body of a checkpoint note (its origin, size and root lines, each with its
+    newline: every line before the blank line that precedes the signatures), or None when the
+    note has no blank line."""
+    body, blank, _signatures = note.rpartition("\n\n")
+    return (body + "\n").encode() if blank else None
+
+
+def _timestamp(token: bytes, checkpoint_text: str, roots: tuple[x509.Certificate, ...]) -> Finding:
+    """The RFC 3161 time-stamp response over SHA-256 of the body of ``checkpoint.txt``."""
     try:
         from rfc3161_client import PKIStatus, VerificationError, VerifierBuilder, decode_timestamp_response
     except ImportError:
         return Finding(False, "time-stamp", "checkpoint.tsr cannot be checked: install rfc3161-client")
+    body = _checkpoint_body(checkpoint_text)
+    if body is None:
+        return Finding(False, "time-stamp", "checkpoint.txt has no body to compare checkpoint.tsr with")
     try:
         response = decode_timestamp_response(token)
     except (ValueError, VerificationError) as exc:
         return Finding(False, "time-stamp", f"checkpoint.tsr is not an RFC 3161 time-stamp response ({exc})")
     if response.status not in (PKIStatus.GRANTED, PKIStatus.GRANTED_WITH_MODS):
         return Finding(False, "time-stamp", f"checkpoint.tsr is a refusal (status {response.status})")
-    info = response.tst_info
+    try:
+        info = response.tst_info
+    except ValueError as exc:
+        return Finding(False, "time-stamp", f"checkpoint.tsr holds no time-stamp token ({exc})")
     imprint = info.message_imprint
     if imprint.hash_algorithm.dotted_string != "2.16.840.1.101.3.4.2.1":
         return Finding(False, "time-stamp", "checkpoint.tsr does not time-stamp a SHA-256 hash")
-    if not hmac.compare_digest(imprint.message, hashlib.sha256(checkpoint).digest()):
-        return Finding(False, "time-stamp", "checkpoint.tsr time-stamps another document than checkpoint.txt")
+    digest = hashlib.sha256(body).digest()
+    if not hmac.compare_digest(imprint.message, digest):
+        return Finding(
+            False, "time-stamp", "checkpoint.tsr time-stamps another document than the body of checkpoint.txt"
+        )
     when = info.gen_time.isoformat()
     if not roots:
         return Finding(
             True,
             "time-stamp",
-            f"time-stamps checkpoint.txt at {when}; NOT PINNED: its signature was not checked (pass --tsa-ca with "
-            "the time-stamping authority's root certificate)",
+            f"time-stamps the body of checkpoint.txt at {when}; NOT PINNED: its signature was not checked (pass "
+            "--tsa-ca with the time-stamping authority's root certificate)",
         )
     try:
-        VerifierBuilder(roots=list(roots)).build().verify_message(response, checkpoint)
+        VerifierBuilder(roots=list(roots)).build().verify(response, digest)
     except VerificationError as exc:
         return Finding(False, "time-stamp", f"checkpoint.tsr does not verify under the pinned TSA roots: {exc}")
-    return Finding(True, "time-stamp", f"checkpoint.txt existed at {when}, signed by a pinned time-stamping authority")
+    return Finding(
+        True, "time-stamp", f"checkpoint.txt's body existed at {when}, signed by a pinned time-stamping authority"
+    )
 
 
 def describe(verdict: PackageVerdict) -> str:

@@ -38,6 +38,7 @@ from custody_client.package import (
 )
 from custody_client.verify import LogKey
 from custody_common.events import canonical, sign_event
+from tests.support.tsa import OpensslTsa
 
 ORIGIN = "custody.test/court-log"
 CASE = "UA-2024-017"
@@ -448,80 +449,18 @@ def test_canonical_json_is_rfc_8785(value: dict[str, Any]) -> None:
 # --- the RFC 3161 time-stamp ------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Tsa:
-    folder: Path
-    root: Path
-
-
-@pytest.fixture(scope="module")
-def tsa(tmp_path_factory: pytest.TempPathFactory) -> Tsa:
-    """A time-stamping authority made with openssl: a root CA and a TSA certificate."""
-    folder = tmp_path_factory.mktemp("tsa")
-    (folder / "tsa.cnf").write_text(
-        textwrap.dedent(
-            """
-            [ tsa ]
-            default_tsa = tsa_config
-            [ tsa_config ]
-            serial = ./serial
-            crypto_device = builtin
-            signer_cert = ./tsa.pem
-            certs = ./tsa.pem
-            signer_key = ./tsa.key
-            signer_digest = sha256
-            default_policy = 1.2.3.4.1
-            other_policies = 1.2.3.4.2
-            digests = sha256
-            accuracy = secs:1
-            ordering = no
-            tsa_name = no
-            ess_cert_id_chain = no
-            ess_cert_id_alg = sha256
-            [ v3_tsa ]
-            basicConstraints = CA:FALSE
-            extendedKeyUsage = critical,timeStamping
-            keyUsage = critical,digitalSignature
-            [ v3_ca ]
-            basicConstraints = critical,CA:TRUE
-            keyUsage = critical,keyCertSign,cRLSign
-            """
-        )
-    )
-    (folder / "serial").write_text("01\n")
-
-    def run(*args: str) -> None:
-        done = subprocess.run(["openssl", *args], cwd=folder, capture_output=True, text=True)
-        assert done.returncode == 0, done.stderr
-
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
-    run("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-subj", "/CN=Test TSA Root", "-days", "2",
-        "-extensions", "v3_ca", "-config", "tsa.cnf")
-    run("req", *ec, "-keyout", "tsa.key", "-out", "tsa.csr", "-subj", "/CN=Test TSA")
-    run("x509", "-req", "-in", "tsa.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "tsa.pem",
-        "-days", "2", "-extfile", "tsa.cnf", "-extensions", "v3_tsa")
-    return Tsa(folder=folder, root=folder / "ca.pem")
-
-
-def stamp(tsa: Tsa, data: bytes) -> bytes:
-    """The TSA's RFC 3161 response over SHA-256 of ``data``."""
-    (tsa.folder / "data").write_bytes(data)
-    for args in (
-        ["ts", "-query", "-data", "data", "-sha256", "-cert", "-out", "query.tsq"],
-        ["ts", "-reply", "-config", "tsa.cnf", "-queryfile", "query.tsq", "-out", "reply.tsr"],
-    ):
-        done = subprocess.run(["openssl", *args], cwd=tsa.folder, capture_output=True, text=True)
-        assert done.returncode == 0, done.stderr
-    return (tsa.folder / "reply.tsr").read_bytes()
+def body_of(note: bytes) -> bytes:
+    """The signed body of a checkpoint note: its lines before the blank line."""
+    return note[: note.index(b"\n\n") + 1]
 
 
 def _roots(path: Path) -> list[x509.Certificate]:
     return x509.load_pem_x509_certificates(path.read_bytes())
 
 
-def test_a_time_stamp_of_the_checkpoint_holds_against_the_pinned_tsa(tmp_path: Path, tsa: Tsa) -> None:
+def test_a_time_stamp_of_the_checkpoint_holds_against_the_pinned_tsa(tmp_path: Path, tsa: OpensslTsa) -> None:
     package = build()
-    package.files["checkpoint.tsr"] = stamp(tsa, package.files["checkpoint.txt"])
+    package.files["checkpoint.tsr"] = tsa.stamp(body_of(package.files["checkpoint.txt"]))
     path = package.write(tmp_path / "p.zip")
     pinned = verify_package(path, package.pinned, tsa_roots=_roots(tsa.root))
     assert pinned.exit_code == EXIT_OK, pinned.failures
@@ -532,15 +471,27 @@ def test_a_time_stamp_of_the_checkpoint_holds_against_the_pinned_tsa(tmp_path: P
     assert "the time-stamping authority came from the package itself" in describe(unpinned)
 
 
-def test_a_time_stamp_of_something_else_or_by_another_tsa_fails(tmp_path: Path, tsa: Tsa) -> None:
+def test_the_time_stamp_is_over_the_checkpoint_s_body_not_the_whole_note(tmp_path: Path, tsa: OpensslTsa) -> None:
+    """The imprint is SHA-256 of ``ORIGIN\nSIZE\nROOT\n``, what the log's key signs: a token
+    over the whole of checkpoint.txt (signature lines included) is over another document."""
     package = build()
-    package.files["checkpoint.tsr"] = stamp(tsa, b"another checkpoint")
+    package.files["checkpoint.tsr"] = tsa.stamp(package.files["checkpoint.txt"])
+    verdict = verify_package(package.write(tmp_path / "p.zip"), package.pinned, tsa_roots=_roots(tsa.root))
+    assert verdict.exit_code == EXIT_FAILED
+    assert verdict.failures == ["time-stamp: checkpoint.tsr time-stamps another document than the body of checkpoint.txt"]
+
+
+def test_a_time_stamp_of_something_else_or_by_another_tsa_fails(tmp_path: Path, tsa: OpensslTsa) -> None:
+    package = build()
+    other = build()  # another log, another root: a real checkpoint, but not this package's
+    assert body_of(other.files["checkpoint.txt"]) != body_of(package.files["checkpoint.txt"])
+    package.files["checkpoint.tsr"] = tsa.stamp(body_of(other.files["checkpoint.txt"]))
     verdict = verify_package(package.write(tmp_path / "a.zip"), package.pinned, tsa_roots=_roots(tsa.root))
     assert verdict.exit_code == EXIT_FAILED
     assert any("time-stamps another document" in f for f in verdict.failures)
 
     package = build()
-    package.files["checkpoint.tsr"] = stamp(tsa, package.files["checkpoint.txt"])
+    package.files["checkpoint.tsr"] = tsa.stamp(body_of(package.files["checkpoint.txt"]))
     other_root = Ed25519PrivateKey.generate()
     stranger = _self_signed(other_root)
     verdict = verify_package(package.write(tmp_path / "b.zip"), package.pinned, tsa_roots=[stranger])
@@ -587,10 +538,10 @@ def test_it_never_touches_the_network(tmp_path: Path, monkeypatch: pytest.Monkey
     assert verify_package(path, package.pinned).exit_code == EXIT_OK
 
 
-def test_it_imports_nothing_beyond_the_standard_library_and_cryptography(tmp_path: Path, tsa: Tsa) -> None:
+def test_it_imports_nothing_beyond_the_standard_library_and_cryptography(tmp_path: Path, tsa: OpensslTsa) -> None:
     """Run in a fresh interpreter where every other third-party module fails to import."""
     package = build()
-    package.files["checkpoint.tsr"] = stamp(tsa, package.files["checkpoint.txt"])
+    package.files["checkpoint.tsr"] = tsa.stamp(body_of(package.files["checkpoint.txt"]))
     path = package.write(tmp_path / "p.zip")
     script = textwrap.dedent(
         f"""

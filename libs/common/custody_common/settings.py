@@ -36,7 +36,8 @@ CORS_EXPOSED_HEADERS = (
 class Settings(BaseSettings):
     """Everything a service or the command line needs to know about its surroundings."""
 
-    model_config = SettingsConfigDict(env_prefix="CUSTODY_", extra="ignore", frozen=True)
+    # Inputs stay out of validation errors: a URL or a key may carry a secret.
+    model_config = SettingsConfigDict(env_prefix="CUSTODY_", extra="ignore", frozen=True, hide_input_in_errors=True)
 
     home: Path = Field(default=Path(".custody"), description="Keys and the embedded default's data.")
     nats_url: str = "nats://127.0.0.1:4222"
@@ -78,6 +79,24 @@ class Settings(BaseSettings):
     max_upload_size: int = 64 * 1024**3
     upload_expiry: timedelta = timedelta(days=7)
 
+    tsa_url: str = Field(
+        default="",
+        description="RFC 3161 time-stamping authority that audit asks for tokens over the log's checkpoints "
+        "(http or https; basic-auth credentials may stand in the URL); empty: none.",
+    )
+    tsa_ca: Path | None = Field(
+        default=None,
+        description="PEM root certificate(s) of the time-stamping authority: audit checks each reply's "
+        "signature against them before keeping it, and `custody verify` pins them.",
+    )
+    tsa_timeout_seconds: float = Field(default=10.0, gt=0, description="How long one request to the authority may take.")
+    tsa_interval_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="How often audit time-stamps the newest checkpoint, when it has no token yet; "
+        "a token of size N covers every entry before N.",
+    )
+
     bind_host: str = Field(default="127.0.0.1", description="Address the services listen on.")
     intake_url: str = "http://127.0.0.1:8001"
     evidence_url: str = "http://127.0.0.1:8002"
@@ -105,6 +124,16 @@ class Settings(BaseSettings):
         for origin in value:
             if origin != "*" and _origin(origin) != origin:
                 raise ValueError(f"{origin!r} is not an origin: give scheme://host[:port], without a path")
+        return value
+
+    @field_validator("tsa_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        value = value.strip()
+        if value:
+            parts = urlsplit(value)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"{redacted_url(value)!r} is not an http(s) URL of a time-stamping authority")
         return value
 
     @field_validator("revoked_tokens", "revoked_subjects", mode="before")
@@ -145,3 +174,16 @@ def _origin(url: str) -> str:
     """The origin (``scheme://host[:port]``) of ``url``, as a browser sends it."""
     parts = urlsplit(url.strip())
     return f"{parts.scheme.lower()}://{parts.netloc.lower()}"
+
+
+def redacted_url(url: str) -> str:
+    """``url`` without user, password, query or fragment: fit for a log or an error message."""
+    parts = urlsplit(url.strip())
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"

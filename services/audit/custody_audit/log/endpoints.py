@@ -1,5 +1,6 @@
-"""HTTP routes of the custody log: public checkpoint and key; entries and proofs for auditors
-and admins; custody chains for them and for prosecutors of the item's case."""
+"""HTTP routes of the custody log: public checkpoints and key; entries and proofs for auditors
+and admins; custody chains for them and for prosecutors of the item's case. Checkpoint
+time-stamps are served by :mod:`custody_audit.timestamps.endpoints`."""
 
 from __future__ import annotations
 
@@ -38,13 +39,22 @@ def _http(exc: Exception) -> HTTPException:
 
 
 @router.get("/v1/log/checkpoint", response_class=PlainTextResponse)
-async def checkpoint(custody_log: Log) -> PlainTextResponse:
-    """The latest signed checkpoint (C2SP signed note). Public."""
+async def checkpoint(
+    custody_log: Log,
+    tree_size: Annotated[
+        int | None, Query(description="Size of an earlier stored checkpoint (e.g. a time-stamped one).")
+    ] = None,
+) -> PlainTextResponse:
+    """The latest signed checkpoint (C2SP signed note), or the stored one of ``tree_size``. Public."""
+    if tree_size is not None and not 0 < tree_size < 2**63:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"tree_size {tree_size} is out of range")
     try:
-        latest = await custody_log.latest_checkpoint()
-    except NotFound as exc:
+        if tree_size is None:
+            return PlainTextResponse((await custody_log.latest_checkpoint()).note, headers={"Cache-Control": "no-store"})
+        found = await custody_log.checkpoint(tree_size)
+    except (OutOfRange, NotFound) as exc:
         raise _http(exc) from None
-    return PlainTextResponse(latest.note, headers={"Cache-Control": "no-store"})
+    return PlainTextResponse(found.note)
 
 
 @router.get("/v1/log/key", response_class=PlainTextResponse)

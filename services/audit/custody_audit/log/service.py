@@ -62,6 +62,19 @@ class CustodyLog:
         async with self._engine.connect() as conn:
             return await self._latest(conn)
 
+    async def checkpoint(self, size: int) -> StoredCheckpoint:
+        """The stored checkpoint of exactly ``size`` entries."""
+        async with self._engine.connect() as conn:
+            latest = await self._latest(conn)
+            if not 1 <= size <= latest.size:
+                raise OutOfRange(f"tree_size {size} is outside 1 to {latest.size}, the latest checkpoint's size")
+            found = latest if size == latest.size else await repository.checkpoint_of_size(conn, size)
+        if found is None:
+            raise NotFound(
+                f"the log has no checkpoint of size {size}: one is signed after each batch, so not every size has one"
+            )
+        return found
+
     async def entries(self, start: int, limit: int) -> list[tuple[int, bytes]]:
         """Up to ``limit`` entries from ``start``, within the latest checkpoint."""
         if not 1 <= limit <= MAX_ENTRIES:

@@ -1,8 +1,8 @@
-"""The audit database: the append-only log (leaves, stored subtree hashes, checkpoints) and
-the events kept aside because they failed admission.
+"""The audit database: the append-only log (leaves, stored subtree hashes, checkpoints), the
+RFC 3161 time-stamps of checkpoints, and the events kept aside because they failed admission.
 
-On PostgreSQL the migration adds triggers that refuse UPDATE, DELETE and TRUNCATE on the
-three log tables: the log only grows.
+On PostgreSQL the migrations add triggers that refuse UPDATE, DELETE and TRUNCATE on the
+three log tables and on the time-stamps: the log only grows.
 """
 
 from __future__ import annotations
@@ -60,6 +60,26 @@ checkpoints = Table(
     Column("root", LargeBinary(32), nullable=False),
     Column("note", Text, nullable=False, comment="The C2SP signed note as served."),
     Column("signed_at", DateTime(timezone=True), nullable=False),
+)
+
+timestamps = Table(
+    "log_timestamps",
+    metadata,
+    Column(
+        "size",
+        BigInteger,
+        primary_key=True,
+        autoincrement=False,
+        comment="Size of the time-stamped checkpoint (log_checkpoints.size); one token each, the first kept.",
+    ),
+    Column(
+        "response",
+        LargeBinary,
+        nullable=False,
+        comment="DER TimeStampResp (RFC 3161) as the authority sent it, over SHA-256 of the checkpoint's body.",
+    ),
+    Column("gen_time", DateTime(timezone=True), nullable=False, comment="The time the authority vouches for."),
+    Column("stored_at", DateTime(timezone=True), nullable=False),
 )
 
 rejected_events = Table(

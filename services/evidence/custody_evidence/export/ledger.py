@@ -6,18 +6,24 @@ its items' chains, so evidence needs no standing credential of its own to the le
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 from typing import Any
 
 import httpx
+from rfc3161_client import PKIStatus, VerificationError, decode_timestamp_response
 
 from custody_evidence.errors import LedgerUnavailable
+from custody_evidence.export.proofs import SignedCheckpoint
 
 log = logging.getLogger(__name__)
 
 TIMESTAMP_PATH = "/v1/log/timestamp"
-"""Where audit serves the RFC 3161 time-stamp response of a checkpoint (``?tree_size=S``), when
-it has one: DER ``TimeStampResp`` over SHA-256 of the checkpoint's signed note; 404 if none."""
+"""Where audit serves the RFC 3161 time-stamp response of a checkpoint (``?tree_size=S``): DER
+``TimeStampResp`` over SHA-256 of the checkpoint's body (the signed note before its blank line),
+stored or requested from its time-stamping authority on the spot; 404 when it has no authority."""
+SHA256_OID = "2.16.840.1.101.3.4.2.1"
 
 
 class AuditLedger:
@@ -53,16 +59,24 @@ class AuditLedger:
         """The verifier key the ledger announces for its checkpoints."""
         return self._expect(await self._get("/v1/log/key"), "the log's key").text.strip()
 
-    async def timestamp(self, tree_size: int) -> bytes | None:
-        """The RFC 3161 time-stamp response of the checkpoint of ``tree_size``, if the ledger has one."""
+    async def timestamp(self, checkpoint: SignedCheckpoint, bearer: str) -> bytes | None:
+        """The RFC 3161 time-stamp response over ``checkpoint``'s body, asked for as the caller;
+        None (and a warning) when the ledger has none or gives one over anything else, so the
+        package goes without rather than carrying a token that would fail verification."""
+        size = checkpoint.size
         try:
-            response = await self._get(TIMESTAMP_PATH, params={"tree_size": tree_size})
+            response = await self._get(
+                TIMESTAMP_PATH, params={"tree_size": size}, headers={"Authorization": f"Bearer {bearer}"}
+            )
         except LedgerUnavailable as exc:
-            log.warning("no time-stamp for checkpoint %d: %s", tree_size, exc)
+            log.warning("no time-stamp for checkpoint %d: %s", size, exc)
             return None
         if response.status_code != 200:
             if response.status_code != 404:
-                log.warning("no time-stamp for checkpoint %d: audit answered HTTP %d", tree_size, response.status_code)
+                log.warning("no time-stamp for checkpoint %d: audit answered HTTP %d", size, response.status_code)
+            return None
+        if not _over(response.content, checkpoint):
+            log.warning("audit's time-stamp for checkpoint %d is not over that checkpoint; the package goes without", size)
             return None
         return response.content
 
@@ -86,3 +100,18 @@ class AuditLedger:
         raise LedgerUnavailable(
             f"the custody ledger refused to give {what} (HTTP {response.status_code}{': ' + detail if detail else ''})"
         )
+
+
+def _over(reply: bytes, checkpoint: SignedCheckpoint) -> bool:
+    """Whether ``reply`` is a granted time-stamp whose imprint is SHA-256 of ``checkpoint``'s body."""
+    body = checkpoint.note.rpartition("\n\n")[0] + "\n"
+    try:
+        response = decode_timestamp_response(reply)
+        if response.status != PKIStatus.GRANTED:
+            return False
+        imprint = response.tst_info.message_imprint
+    except (ValueError, VerificationError):
+        return False
+    return imprint.hash_algorithm.dotted_string == SHA256_OID and hmac.compare_digest(
+        imprint.message, hashlib.sha256(body.encode()).digest()
+    )

@@ -229,7 +229,7 @@ class ExportService:
                     ),
                 )
             )
-        timestamp = await self._ledger.timestamp(checkpoint.size)
+        timestamp = await self._ledger.timestamp(checkpoint, bearer)
         cover = _cover(
             package_id, created_at, principal, purpose, request, checkpoint, log_key, key_id, manifest_sha256,
             timestamp is not None, excluded,
@@ -654,12 +654,19 @@ def _cover(
 def _guide(prepared: PreparedPackage) -> bytes:
     if prepared.timestamp is not None:
         stamp = (
-            "`checkpoint.tsr` is an RFC 3161 time-stamp response over SHA-256 of `checkpoint.txt`. Check it with\n"
+            "`checkpoint.tsr` is an RFC 3161 time-stamp response over SHA-256 of the checkpoint's body: the\n"
+            "lines of `checkpoint.txt` before its blank line, which is what the log's key signs. Check it with\n"
             "the time-stamping authority's root certificate, obtained from the authority itself:\n\n"
-            "    openssl ts -verify -in checkpoint.tsr -data checkpoint.txt -CAfile TSA-ROOT.pem"
+            "    sed '/^$/,$d' checkpoint.txt > checkpoint-body.txt\n"
+            "    openssl ts -verify -in checkpoint.tsr -data checkpoint-body.txt -CAfile TSA-ROOT.pem"
         )
     else:
-        stamp = "This package holds no time-stamp: the custody log had none for its checkpoint."
+        stamp = (
+            "This package holds no time-stamp: when it was made, the custody log had no time-stamping\n"
+            "authority, or the authority did not answer. Once the log has one, an auditor can fetch the token\n"
+            "of this very checkpoint: `GET /v1/log/timestamp?tree_size=SIZE` on the audit service, SIZE being\n"
+            "the second line of `checkpoint.txt`."
+        )
     text = GUIDE.read_text()
     for marker, value in {
         "@@PACKAGE_ID@@": str(prepared.package_id),
