@@ -30,6 +30,7 @@ from pypdf import PdfReader
 from tests.support.nats import NATS_URL, provision_namespace, remove_namespace
 from tests.support.stack import BIN, Stack
 from tests.support.tsa import OpensslTsa, TsaServer
+from tests.support.submissions import submit_with_wrong_hash, wait_status
 
 CASE = "UA-2024-017"
 MIB = 1024 * 1024
@@ -52,36 +53,6 @@ def _write(path: Path, size: int) -> Path:
             f.write(block)
             left -= len(block)
     return path
-
-
-def _submit_with_wrong_hash(stack: Stack, token: str, data: bytes, name: str) -> str:
-    meta = {"case": CASE, "filename": name, "sha256": "0" * 64}
-    encoded = ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in meta.items())
-    with stack.client("intake", token) as intake:
-        created = intake.post(
-            "/v1/uploads",
-            headers={"Tus-Resumable": "1.0.0", "Upload-Length": str(len(data)), "Upload-Metadata": encoded},
-        )
-        assert created.status_code == 201, created.text
-        url = created.headers["Location"]
-        patched = intake.patch(
-            url,
-            content=data,
-            headers={"Tus-Resumable": "1.0.0", "Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"},
-        )
-        assert patched.status_code == 204, patched.text
-    return url.rstrip("/").rsplit("/", 1)[1]
-
-
-def _wait_status(stack: Stack, token: str, evidence_id: str, wanted: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    with stack.client("evidence", token) as evidence:
-        while time.monotonic() < deadline:
-            answer = evidence.get(f"/v1/evidence/{evidence_id}/status")
-            if answer.status_code == 200 and answer.json()["status"] == wanted:
-                return
-            time.sleep(0.3)
-    raise AssertionError(f"{evidence_id} never became {wanted}")
 
 
 @dataclass
@@ -133,8 +104,8 @@ def court(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Court]:
             stack, prosecutor, "fetch", first, "-o", str(folder / "fetched.bin"), "--purpose", FETCH_PURPOSE
         )
         assert fetched.returncode == 0, fetched.stderr
-        rejected_id = _submit_with_wrong_hash(stack, investigator, os.urandom(1000), "tampered.bin")
-        _wait_status(stack, prosecutor, rejected_id, "rejected")
+        rejected_id = submit_with_wrong_hash(stack, investigator, CASE, os.urandom(1000), "tampered.bin")
+        wait_status(stack, prosecutor, rejected_id, "rejected")
 
         package = folder / "package.zip"
         exported = custody(stack, prosecutor, "export", "--case", CASE, "--purpose", EXPORT_PURPOSE, "-o", str(package))
@@ -566,7 +537,7 @@ def test_damage_found_while_packaging_leaves_no_package(local_stack: Stack, tmp_
     assert made.returncode == 3, made.stderr
     assert "stopped arriving" in made.stderr, made.stderr  # the connection was cut, not the body ended
     assert not target.exists() and not Path(f"{target}.part").exists()
-    _wait_status(stack, prosecutor, evidence_id, "damaged")
+    wait_status(stack, prosecutor, evidence_id, "damaged")
     actions = _chain_actions(stack, evidence_id, until="damaged")
     assert actions[-2:] == ["exported", "damaged"], actions
     # a damaged item is left out of the next package, with the reason
