@@ -34,3 +34,18 @@ def test_sigterm_while_waiting_for_nats_at_start_stops_the_service(local_stack: 
         pytest.fail(f"{service} ignored SIGTERM while waiting for NATS at start: {log.read_text()[-2000:]}")
     assert code == 128 + signal.SIGTERM, log.read_text()[-2000:]
     assert b"stopped by signal" in log.read_bytes()
+
+
+def test_sigusr1_logs_where_each_task_waits_and_the_service_goes_on(local_stack: Stack) -> None:
+    local_stack.start("audit")
+    process = local_stack.processes["audit"]
+    process.send_signal(signal.SIGUSR1)
+    log = local_stack.log_path("audit")
+    deadline = time.monotonic() + 30
+    while b"SIGUSR1: the" not in log.read_bytes():
+        assert time.monotonic() < deadline, log.read_text()[-3000:]
+        time.sleep(0.2)
+    text = log.read_text()
+    assert "custody-log-sequencer:" in text and "Stack for <Task" in text
+    local_stack.wait_ready("audit")
+    assert process.poll() is None

@@ -19,6 +19,7 @@ import json
 import math
 import os
 import random
+import signal
 import subprocess
 import sys
 import threading
@@ -521,6 +522,21 @@ def _whereabouts(stack: Stack, nats_urls: list[str] | None) -> str:
         tail = stack.log_path(service).read_text(errors="replace").splitlines()
         quiet = [line for line in tail if "custody.http" not in line][-40:]
         lines.append(f"--- {service}.log, last lines besides requests:\n" + "\n".join(quiet))
+    process = stack.processes.get("audit")
+    if process is not None and process.poll() is None:
+        # Where audit's coroutines wait (it logs them on SIGUSR1) and its threads are (py-spy).
+        log = stack.log_path("audit")
+        before = log.stat().st_size
+        process.send_signal(signal.SIGUSR1)
+        dump = subprocess.run(
+            [str(BIN / "py-spy"), "dump", "--pid", str(process.pid)],
+            capture_output=True, text=True, timeout=60, check=False,
+        )
+        time.sleep(1)
+        with log.open("rb") as f:
+            f.seek(before)
+            tasks = f.read().decode(errors="replace")
+        lines.append(f"--- audit's tasks:\n{tasks[-15000:]}\n--- audit's threads:\n{dump.stdout[-8000:]}{dump.stderr[-500:]}")
     return "\n".join(lines)
 
 

@@ -4,7 +4,10 @@ logs that never hold bodies, metadata or tokens."""
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
+import signal
+import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -234,10 +237,25 @@ async def standard_checks(engine: AsyncEngine | None, nc: Any | None, store: Any
     return checks
 
 
+def _log_tasks() -> None:
+    """Log where every task of the event loop waits (on SIGUSR1): what a service that seems
+    stuck is doing, without stopping it."""
+    out = io.StringIO()
+    tasks = asyncio.all_tasks()
+    for task in sorted(tasks, key=lambda t: t.get_name()):
+        out.write(f"\n{task.get_name()}:\n")
+        task.print_stack(limit=40, file=out)
+    logging.getLogger(__name__).warning("SIGUSR1: the %d tasks of the event loop:%s", len(tasks), out.getvalue())
+
+
 class _Server(uvicorn.Server):
     """uvicorn's server, stopped at once by a signal that arrives while it is still starting:
     uvicorn notes the signal but looks at it only once the app's start-up is over, and a
     service waiting for NATS or its database at start-up would never get there."""
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, _log_tasks)
+        await super().startup(sockets)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         super().handle_exit(sig, frame)
