@@ -103,6 +103,7 @@ class Received:
     """One request the server took."""
 
     content_type: str | None
+    authorization: str | None
     body: bytes
 
 
@@ -132,7 +133,7 @@ class TsaServer:
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 — the http.server API
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                owner.received.append(Received(self.headers.get("Content-Type"), body))
+                owner.received.append(Received(self.headers.get("Content-Type"), self.headers.get("Authorization"), body))
                 if owner.failing_status is not None:
                     self.send_error(owner.failing_status, "the test TSA is failing on purpose")
                     return

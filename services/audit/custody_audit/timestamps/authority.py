@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
 from cryptography import x509
@@ -106,10 +107,12 @@ class TimestampAuthority:
         roots: Sequence[x509.Certificate] = (),
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self._url = url
+        parts = urlsplit(url)
+        # Credentials in the URL become basic auth, kept out of the URL that HTTP logs show.
+        auth = httpx.BasicAuth(unquote(parts.username or ""), unquote(parts.password or "")) if parts.username else None
+        self._url = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
         self._roots = tuple(roots)
-        # Credentials in the URL become basic auth; redirects are not followed.
-        self._http = httpx.AsyncClient(timeout=timeout, follow_redirects=False, transport=transport)
+        self._http = httpx.AsyncClient(timeout=timeout, follow_redirects=False, auth=auth, transport=transport)
         self.name = redacted_url(url)
         """The authority's URL without credentials, for logs and messages."""
 

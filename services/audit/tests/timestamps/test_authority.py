@@ -4,7 +4,9 @@ it must refuse before anything is kept."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import logging
 import subprocess
 from pathlib import Path
 
@@ -112,17 +114,22 @@ async def test_an_authority_down_or_failing_is_unavailable(tsa_server: TsaServer
         await authority.close()
 
 
-async def test_credentials_in_the_url_are_sent_but_never_named(tsa_server: TsaServer) -> None:
+async def test_credentials_in_the_url_are_sent_but_never_named(
+    tsa_server: TsaServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
     url = tsa_server.url.replace("http://", "http://custody:s3cret@")
     authority = TimestampAuthority(url, timeout=10)
     try:
+        await authority.stamp(BODY)
         tsa_server.failing_status = 500
         with pytest.raises(AuthorityUnavailable) as raised:
             await authority.stamp(BODY)
     finally:
         await authority.close()
-    assert "s3cret" not in str(raised.value) and "s3cret" not in authority.name
+    assert [r.authorization for r in tsa_server.received] == ["Basic " + base64.b64encode(b"custody:s3cret").decode()] * 2
     assert authority.name == tsa_server.url
+    assert "s3cret" not in str(raised.value) and "s3cret" not in caplog.text
 
 
 def test_what_is_not_a_reply_is_refused() -> None:
