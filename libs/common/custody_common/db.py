@@ -38,7 +38,16 @@ def make_engine(settings: Settings, service: str) -> AsyncEngine:
         engine = create_async_engine(url)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    # Plan every execution for its parameters: psycopg prepares a statement after 5 runs, and
+    # PostgreSQL would keep a generic plan made while a table was small (a sequential scan of
+    # the custody log for every batch once it has grown).
+    return create_async_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=10,
+        max_overflow=10,
+        connect_args={"options": "-c plan_cache_mode=force_custom_plan"},
+    )
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
