@@ -31,6 +31,7 @@ from custody_client.errors import (
     VerificationFailed,
     error_for,
 )
+from custody_client.content import Content, direct_connections_possible, open_content
 from custody_client.resume import ResumeState, state_folder
 from custody_client.tus import DEFAULT_CHUNK_SIZE, Backoff, TusUploader
 from custody_common.manifest import CASE_PATTERN, SubmissionMetadata
@@ -162,6 +163,7 @@ class CustodyClient:
         self._evidence = httpx.Client(base_url=evidence_url.rstrip("/"), **common)
         self._audit = httpx.Client(base_url=audit_url.rstrip("/"), **common)
         self._has_token = bool(token)
+        self._direct_content = transport is None and direct_connections_possible(evidence_url)
         self._resume = resume if resume is not None else ResumeState(state_folder())
         self._backoff = backoff
         self._sleep = sleep
@@ -381,15 +383,17 @@ class CustodyClient:
                 if etag:
                     headers["If-Range"] = etag
             try:
-                with self._evidence.stream("GET", url, params={"purpose": purpose}, headers=headers) as response:
+                with open_content(
+                    self._evidence, self._direct_content, url, {"purpose": purpose}, headers
+                ) as response:
                     status = response.status_code
                     if status in (423, 429) or status >= 500:
                         raise _ServiceBusy(f"the evidence service answered HTTP {status}")
                     if status == 409:
-                        failure = error_for(response, f"fetching item {evidence_id}")
+                        failure = error_for(response.read(), f"fetching item {evidence_id}")
                         raise Rejected(str(failure), detail=failure.detail, status=status)
                     if status not in (200, 206):
-                        raise error_for(response, f"fetching item {evidence_id}")
+                        raise error_for(response.read(), f"fetching item {evidence_id}")
                     etag = etag or response.headers.get("ETag")
                     if status == 206 and not _range_starts_at(response, written):
                         raise VerificationFailed("the evidence service answered a different range than asked for")
@@ -407,7 +411,7 @@ class CustodyClient:
                         raise VerificationFailed("the evidence service announced two different digests for one item")
                     announced = said
                     total = _total_length(response, written)
-                    for block in response.iter_bytes():
+                    for block in response.chunks():
                         file.write(block)
                         digest.update(block)
                         written += len(block)
@@ -591,12 +595,12 @@ class _ServiceBusy(Exception):
     """The service answered with a status worth retrying."""
 
 
-def _range_starts_at(response: httpx.Response, offset: int) -> bool:
+def _range_starts_at(response: Content, offset: int) -> bool:
     match = re.match(r"bytes (\d+)-\d+/(\d+|\*)", response.headers.get("Content-Range", ""))
     return bool(match) and int(match.group(1)) == offset
 
 
-def _total_length(response: httpx.Response, written: int) -> int | None:
+def _total_length(response: Content, written: int) -> int | None:
     match = re.match(r"bytes \d+-\d+/(\d+)", response.headers.get("Content-Range", ""))
     if match:
         return int(match.group(1))
