@@ -31,7 +31,7 @@ from custody_client.errors import (
     VerificationFailed,
     error_for,
 )
-from custody_client.content import Content, direct_connections_possible, open_content
+from custody_client.content import BackgroundWriter, Content, direct_connections_possible, open_content
 from custody_client.resume import ResumeState, state_folder
 from custody_client.tus import DEFAULT_CHUNK_SIZE, Backoff, TusUploader
 from custody_common.manifest import CASE_PATTERN, SubmissionMetadata
@@ -343,7 +343,11 @@ class CustodyClient:
         fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             with os.fdopen(fd, "wb") as file:
-                actual, size, announced = self._download(evidence_id, purpose, file, report)
+                writer = BackgroundWriter(file)
+                try:
+                    actual, size, announced = self._download(evidence_id, purpose, writer, report)
+                finally:
+                    writer.close()
                 file.flush()
                 os.fsync(file.fileno())
             if actual != announced:

@@ -6,11 +6,13 @@ a download. httpx still carries it where a transport is given (tests) or a proxy
 from __future__ import annotations
 
 import http.client
+import queue
+import threading
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 import httpx
 
@@ -117,3 +119,55 @@ def open_content(
         yield _DirectContent(response, request)
     finally:
         connection.close()
+
+
+class BackgroundWriter:
+    """Writes to ``file`` in order from a thread of its own, so that the next piece is received
+    and hashed while the disk takes this one: writing into the page cache costs here about as
+    much CPU as receiving and hashing together. ``seek`` and ``truncate`` wait for what is queued;
+    a failed write is raised by the next call."""
+
+    def __init__(self, file: BinaryIO, depth: int = 8) -> None:
+        self._file = file
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="custody-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            data = self._queue.get()
+            try:
+                if data is None:
+                    return
+                if self._error is None:
+                    self._file.write(data)
+            except BaseException as exc:  # noqa: BLE001 — handed to the caller
+                self._error = exc
+            finally:
+                self._queue.task_done()
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def write(self, data: bytes | memoryview) -> None:
+        """Queue a copy of ``data`` (the caller may reuse its buffer at once)."""
+        self._raise()
+        self._queue.put(bytes(data))
+
+    def seek(self, offset: int) -> None:
+        self._queue.join()
+        self._raise()
+        self._file.seek(offset)
+
+    def truncate(self) -> None:
+        self._queue.join()
+        self._raise()
+        self._file.truncate()
+
+    def close(self) -> None:
+        """Wait until everything queued is written; raise what failed."""
+        self._queue.put(None)
+        self._thread.join()
+        self._raise()
