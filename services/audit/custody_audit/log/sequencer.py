@@ -12,8 +12,8 @@ import asyncio
 import base64
 import logging
 import os
-from collections.abc import AsyncIterator, Sequence
-from contextlib import aclosing
+from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -41,7 +41,7 @@ from custody_audit.log.merkle import (
 )
 from custody_audit.log.repository import StoredCheckpoint
 from custody_common.announcement import key_id
-from custody_common.bus import Topology, pull_batches
+from custody_common.bus import PullConsumer, Topology
 from custody_common.crypto.signing import public_raw
 from custody_common.events import actor_service, new_event, rfc3339, sign_event
 
@@ -56,7 +56,19 @@ class Incoming:
 
     subject: str
     payload: bytes
-    stream_seq: int | None = None
+    message: Msg | None = field(default=None, repr=False, compare=False)
+    """The JetStream message it came in, if any."""
+
+    @property
+    def stream_seq(self) -> int | None:
+        """Its position in the events stream, parsed from the message's acknowledgement subject
+        only when asked (for messages kept aside), not for every message admitted."""
+        if self.message is None:
+            return None
+        try:
+            return self.message.metadata.sequence.stream
+        except Exception:  # noqa: BLE001 — a message without JetStream metadata still gets judged
+            return None
 
 
 @dataclass(frozen=True)
@@ -85,28 +97,13 @@ class SequencerStats:
     duplicates: int = 0
     rejected: int = 0
     checkpoints: int = 0
+    batches: int = 0
+    """Appends committed (sequencing made progress)."""
     rejected_reasons: dict[str, int] = field(default_factory=dict)
 
 
 def _reason_kind(reason: str) -> str:
     return reason.split(":")[0][:80]
-
-
-def _incoming(msg: Msg) -> Incoming:
-    try:
-        stream_seq = msg.metadata.sequence.stream
-    except Exception:  # noqa: BLE001 — a message without JetStream metadata still gets judged
-        stream_seq = None
-    return Incoming(msg.subject, msg.data, stream_seq)
-
-
-async def _nak(messages: list[Msg]) -> None:
-    """Ask for redelivery now rather than after the acknowledgement wait."""
-    for msg in messages:
-        try:
-            await msg.nak()
-        except Exception:  # noqa: BLE001 — unacknowledged messages come back anyway
-            return
 
 
 class Sequencer:
@@ -155,20 +152,20 @@ class Sequencer:
         waited out; a damaged log stops the sequencer (see :attr:`damage`)."""
         delay = 1.0
         while True:
+            committed = self.stats.batches
             try:
                 async with sequencer_connection(self._engine, self._topology.namespace) as conn:
                     self.leading = True
                     await self.recover(conn)
                     await self.announce_key(conn)
-                    batches = pull_batches(
+                    async with PullConsumer(
                         js,
                         self._topology.events_stream,
                         self._topology.audit_consumer,
                         batch=self._batch_size,
                         timeout=self._fetch_timeout,
-                    )
-                    async with aclosing(batches) as stream:
-                        await self._sequence(conn, stream)
+                    ) as consumer:
+                        await self._sequence(conn, consumer)
             except asyncio.CancelledError:
                 raise
             except LogDamaged as exc:
@@ -176,49 +173,60 @@ class Sequencer:
                 log.critical("the custody log failed its own checks; sequencing stopped: %s", exc)
                 return
             except Exception as exc:  # noqa: BLE001 — database or bus outages are waited out
+                if self.stats.batches > committed:
+                    delay = 1.0  # sequencing made progress since the last outage: a new one starts short
                 log.warning("sequencing interrupted (%s: %s); resuming in %.0fs", type(exc).__name__, exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
             finally:
                 self.leading = False
 
-    async def _sequence(self, conn: AsyncConnection, stream: AsyncIterator[list[Msg]]) -> None:
-        """Judge the next batch (in a worker thread: signature checks release the GIL) while
-        the current one is written, then append and acknowledge batches in stream order."""
-        judged_batches: asyncio.Queue[tuple[list[Msg], Judged]] = asyncio.Queue(maxsize=2)
+    async def _sequence(self, conn: AsyncConnection, consumer: PullConsumer) -> None:
+        """Append and acknowledge batches in stream order while the next batch is judged (in
+        worker threads: signature checks release the GIL) and the one after it is pulled.
+        Whatever was pulled and not yet committed when this stops goes back to the consumer,
+        which gives it back to the stream when it closes."""
+        outstanding: deque[list[Msg]] = deque()
+        pulled: asyncio.Queue[list[Msg]] = asyncio.Queue(maxsize=1)
+        judged_batches: asyncio.Queue[tuple[list[Msg], Judged]] = asyncio.Queue(maxsize=1)
 
-        async def judge_batches() -> None:
-            async for messages in stream:
+        async def pull() -> None:
+            while True:
+                messages = await consumer.next_batch()
+                outstanding.append(messages)
+                await pulled.put(messages)
+
+        async def judge() -> None:
+            while True:
+                messages = await pulled.get()
                 await judged_batches.put((messages, await self._judge_in_threads(messages)))
 
-        judging = asyncio.create_task(judge_batches(), name="custody-log-admission")
+        stages = [
+            asyncio.create_task(pull(), name="custody-log-pull"),
+            asyncio.create_task(judge(), name="custody-log-admission"),
+        ]
         next_batch: asyncio.Future[tuple[list[Msg], Judged]] | None = None
         try:
             while True:
                 next_batch = asyncio.ensure_future(judged_batches.get())
-                await asyncio.wait({next_batch, judging}, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait({next_batch, *stages}, return_when=asyncio.FIRST_COMPLETED)
                 if not next_batch.done():
-                    judging.result()  # re-raises what stopped the pulling
-                    raise ConnectionError("the events stream ended")
+                    for stage in stages:
+                        if stage.done():
+                            stage.result()  # re-raises what stopped the pulling or the judging
+                    raise RuntimeError("pulling or judging stopped")
                 messages, judged = next_batch.result()
-                next_batch = None  # taken: _commit acknowledges or naks it
                 await self._commit(conn, messages, judged)
+                outstanding.popleft()
         finally:
-            for task in (judging, next_batch):
-                if task is not None:
-                    task.cancel()
-            await asyncio.gather(*(t for t in (judging, next_batch) if t is not None), return_exceptions=True)
-            if next_batch is not None and next_batch.done() and not next_batch.cancelled():
-                await _nak(next_batch.result()[0])
-            while not judged_batches.empty():
-                await _nak(judged_batches.get_nowait()[0])
+            waiting = [task for task in (*stages, next_batch) if task is not None]
+            for task in waiting:
+                task.cancel()
+            await asyncio.gather(*waiting, return_exceptions=True)
+            consumer.hand_back(message for messages in outstanding for message in messages)
 
     async def _commit(self, conn: AsyncConnection, messages: list[Msg], judged: Judged) -> None:
-        try:
-            await self.append_judged(conn, judged)
-        except BaseException:
-            await _nak(messages)
-            raise
+        await self.append_judged(conn, judged)
         for msg in messages:
             try:
                 await msg.ack()
@@ -283,7 +291,7 @@ class Sequencer:
         )
 
     def _judge_messages(self, messages: list[Msg]) -> Judged:
-        return self.judge([_incoming(msg) for msg in messages])
+        return self.judge([Incoming(msg.subject, msg.data, msg) for msg in messages])
 
     def judge(self, incoming: Sequence[Incoming]) -> Judged:
         """Admit or reject each message (pure CPU work; safe to run in a worker thread)."""
@@ -380,6 +388,7 @@ class Sequencer:
             if leaf_rows:
                 checkpoint = await self._sign(conn, tree, moment)
         self._tree = tree
+        self.stats.batches += 1
         if checkpoint is not None:
             self._checkpoint = checkpoint
             self.stats.checkpoints += 1

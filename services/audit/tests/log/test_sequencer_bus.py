@@ -4,10 +4,13 @@ are acknowledged; forged ones (wrong key, altered, unsigned, another's subject) 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
+import logging
+import re
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import nats
+import psycopg
 import pytest
 from nats.js import JetStreamContext
 from sqlalchemy import select
@@ -19,6 +22,7 @@ from custody_common.bus import Topology
 from custody_common.events import canonical
 from custody_common.ids import uuid7
 from tests.support.nats import NATS_URL
+from tests.support.postgres import ADMIN_URL
 
 PATIENCE = 60  # a safety net against hangs, never a timing assertion
 
@@ -96,6 +100,7 @@ async def test_published_events_are_logged_and_forgeries_kept_aside(
     assert latest.size == len(genuine) + 1
     assert [parse_leaf(s.leaf)["item_seq"] for s in stored[1:4]] == [1, 2, 3]
     assert sorted(bytes(row.payload) for row in kept) == sorted(canonical(f) for _, f in forged)
+    assert sorted(row.stream_seq for row in kept) == [4, 5, 6, 7, 8]  # published right after the third
     assert sequencer.stats.rejected == len(forged) and sequencer.stats.duplicates == 1
     assert all(f not in events for _, f in forged)
 
@@ -149,3 +154,89 @@ async def test_a_standby_sequencer_takes_over_the_stream(settings, engine, signe
 
 async def _is(sequencer, attribute: str) -> bool:  # type: ignore[no-untyped-def]
     return bool(getattr(sequencer, attribute))
+
+
+def _cut_connections(database_url: str) -> None:
+    """Ends every session of the test database, the sequencer's among them: an outage."""
+    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+            (database_url.rsplit("/", 1)[1],),
+        )
+
+
+def _allow_connections(database_url: str, allowed: bool) -> None:
+    name = database_url.rsplit("/", 1)[1]
+    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {str(allowed).lower()}')
+
+
+def _waits(caplog: pytest.LogCaptureFixture) -> list[int]:
+    """The back-off delays the sequencer announced, in order."""
+    found = (re.search(r"resuming in (\d+)s", record.getMessage()) for record in caplog.records)
+    return [int(match.group(1)) for match in found if match]
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_batches_pulled_before_an_outage_come_back_at_once_in_stream_order(
+    settings, engine, signed, make_sequencer, js, namespace, caplog
+) -> None:
+    caplog.set_level(logging.WARNING, logger="custody_audit.log.sequencer")
+    topology = Topology(namespace)
+    # Unacknowledged messages would come back only after an hour: whatever returns sooner was
+    # handed back by the sequencer.
+    consumer = await js.consumer_info(topology.events_stream, topology.audit_consumer)
+    await js.add_consumer(topology.events_stream, replace(consumer.config, ack_wait=3600.0))
+    sequencer = make_sequencer(batch_size=20, fetch_timeout=0.2)
+    task = asyncio.create_task(sequencer.run(js))
+    events = [signed("intake", evidence_id=str(uuid7()), case="C") for _ in range(200)]
+    try:
+        await _until(lambda: _ready(sequencer, 1, 0, 0), "audit's key announced")
+        await asyncio.to_thread(_cut_connections, settings.database_url)
+        for event in events:
+            await js.publish(topology.events_subject("intake"), canonical(event), headers={"Nats-Msg-Id": event["id"]})
+        await _until(lambda: _ready(sequencer, len(events) + 1, 0, 0), "every event logged after the outage")
+        await _until(lambda: _all_acked(js, topology), "every message acknowledged")
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert _waits(caplog), "the outage never interrupted sequencing, so this test shows nothing"
+    async with engine.connect() as conn:
+        stored = [parse_leaf(leaf.leaf)["event"] async for leaf in repository.stream_leaves(conn)]
+    assert stored[1:] == events
+    assert sequencer.stats.duplicates == 0
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_after_progress_a_new_outage_is_waited_out_from_a_short_delay_again(
+    settings, engine, signed, make_sequencer, js, namespace, caplog
+) -> None:
+    caplog.set_level(logging.WARNING, logger="custody_audit.log.sequencer")
+    topology = Topology(namespace)
+    sequencer = make_sequencer(fetch_timeout=0.2)
+    task = asyncio.create_task(sequencer.run(js))
+    first, second = (signed("intake", evidence_id=str(uuid7()), case="C") for _ in range(2))
+    try:
+        await _until(lambda: _ready(sequencer, 1, 0, 0), "audit's key announced")
+        # A long outage: the database refuses every connection until three waits have begun.
+        await asyncio.to_thread(_allow_connections, settings.database_url, False)
+        try:
+            await asyncio.to_thread(_cut_connections, settings.database_url)
+            await js.publish(topology.events_subject("intake"), canonical(first), headers={"Nats-Msg-Id": first["id"]})
+            await _until(lambda: _waited(caplog, 3), "three waits during the long outage")
+        finally:
+            await asyncio.to_thread(_allow_connections, settings.database_url, True)
+        await _until(lambda: _ready(sequencer, 2, 0, 0), "the event logged after the long outage")
+        assert _waits(caplog) == [1, 2, 4]
+        # Sequencing made progress; the next outage starts again with the shortest wait.
+        await asyncio.to_thread(_cut_connections, settings.database_url)
+        await js.publish(topology.events_subject("intake"), canonical(second), headers={"Nats-Msg-Id": second["id"]})
+        await _until(lambda: _ready(sequencer, 3, 0, 0), "the event logged after the short outage")
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert _waits(caplog) == [1, 2, 4, 1]
+
+
+async def _waited(caplog: pytest.LogCaptureFixture, times: int) -> bool:
+    return len(_waits(caplog)) >= times
