@@ -41,6 +41,8 @@ def _no_constants(name: str) -> Any:
     raise EventRejected(f"the event holds the non-JSON number {name}")
 
 
+_DECODER = json.JSONDecoder(parse_constant=_no_constants, parse_int=json_number)
+
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
@@ -55,7 +57,8 @@ def _decode(payload: bytes) -> tuple[dict[str, Any], bytes]:
     if len(payload) > MAX_EVENT_BYTES:
         raise EventRejected(f"the message is {len(payload)} bytes; custody events are at most {MAX_EVENT_BYTES}")
     try:
-        event = json.loads(payload, parse_constant=_no_constants, parse_int=json_number)
+        # What json.loads does, without making a decoder for every message.
+        event = _DECODER.decode(payload.decode(json.detect_encoding(payload), "surrogatepass"))
     except (UnicodeDecodeError, ValueError):
         raise EventRejected("the message is not JSON") from None
     if not isinstance(event, dict):

@@ -9,7 +9,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
     Integer,
+    LargeBinary,
+    SmallInteger,
     String,
     Table,
     and_,
@@ -244,12 +249,33 @@ async def stream_nodes(conn: AsyncConnection, batch: int = 5000) -> AsyncIterato
             yield NodeId(int(level), int(index)), bytes(digest)
 
 
+def _postgres_type(column: Column[Any]) -> str:
+    """The PostgreSQL type of ``column``, as binary COPY names it."""
+    kind = column.type
+    if isinstance(kind, BigInteger):
+        return "int8"
+    if isinstance(kind, SmallInteger):
+        return "int2"
+    if isinstance(kind, Integer):
+        return "int4"
+    if isinstance(kind, LargeBinary):
+        return "bytea"
+    if isinstance(kind, DateTime):
+        return "timestamptz" if kind.timezone else "timestamp"
+    if isinstance(kind, String):
+        return "text"
+    raise TypeError(f"no binary COPY type for {column}")
+
+
 async def _copy(conn: AsyncConnection, table: Table, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    """PostgreSQL COPY inside the caller's transaction: the fastest bulk append it has."""
+    """PostgreSQL COPY inside the caller's transaction: the fastest bulk append it has. Binary,
+    so hashes and leaves go over as they are instead of spelled out in hex (less than half the
+    CPU per row of the text form)."""
     raw = await conn.get_raw_connection()
     driver = raw.driver_connection
     async with driver.cursor() as cursor:
-        async with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
+        async with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types([_postgres_type(table.c[name]) for name in columns])
             for row in rows:
                 await copy.write_row(row)
 
