@@ -16,10 +16,10 @@ lint: setup
 
 test: lint
 	@deploy/bootstrap.sh --test
-	$(PYTEST) -m "not slow"
+	$(PYTEST) -m "not slow" --durations=20
 
 test-slow: setup
-	$(PYTEST) -m slow || [ $$? = 5 ]  # 5: no slow suite selected
+	$(PYTEST) -m slow --durations=20 || [ $$? = 5 ]  # 5: no slow suite selected
 
 bench: setup
 	.venv/bin/python -m bench
