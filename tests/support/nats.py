@@ -19,8 +19,24 @@ import pytest
 
 from custody_common.bus.provision import provision, remove
 from custody_common.bus.topology import Topology
+from custody_common.events import canonical
 
 NATS_URL = os.environ.get("CUSTODY_TEST_NATS_URL", "nats://127.0.0.1:4222")
+
+
+async def publish_events(namespace: str, events: list[dict]) -> None:
+    """Publish signed custody events on their services' subjects of ``namespace``, each with
+    its id as ``Nats-Msg-Id``, as the services' outbox relays do."""
+    topology = Topology(namespace)
+    nc = await nats.connect(NATS_URL)
+    try:
+        js = nc.jetstream()
+        for event in events:
+            await js.publish(
+                topology.events_subject(event["service"]), canonical(event), headers={"Nats-Msg-Id": event["id"]}
+            )
+    finally:
+        await nc.close()
 
 
 def free_port() -> int:

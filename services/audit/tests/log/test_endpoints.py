@@ -8,19 +8,16 @@ import base64
 from collections.abc import AsyncIterator, Callable
 
 import httpx
-import nats
 import pytest
 
 from custody_audit.app import build_app
 from custody_audit.log.checkpoint import verify_checkpoint
 from custody_audit.log.merkle import leaf_hash, tree_hash, verify_consistency, verify_inclusion
 from custody_common.auth import mint_token
-from custody_common.bus import Topology
-from custody_common.events import canonical
 from custody_common.ids import uuid7
 from custody_common.keys import token_signing_key
 from custody_common.settings import Settings
-from tests.support.nats import NATS_URL
+from tests.support.nats import publish_events
 
 PATIENCE = 60  # a safety net against hangs, never a timing assertion
 
@@ -52,16 +49,7 @@ def token(settings: Settings) -> Callable[..., dict[str, str]]:
 
 
 async def _publish_and_wait(client: httpx.AsyncClient, settings: Settings, events: list[dict]) -> int:
-    topology = Topology(settings.nats_namespace)
-    nc = await nats.connect(NATS_URL)
-    try:
-        js = nc.jetstream()
-        for event in events:
-            await js.publish(
-                topology.events_subject(event["service"]), canonical(event), headers={"Nats-Msg-Id": event["id"]}
-            )
-    finally:
-        await nc.close()
+    await publish_events(settings.nats_namespace, events)
     sequencer = client.app.state.sequencer  # type: ignore[attr-defined]
 
     async def logged() -> None:

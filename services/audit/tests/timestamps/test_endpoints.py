@@ -15,7 +15,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
-import nats
 import pytest
 from cryptography import x509
 from rfc3161_client import VerifierBuilder, decode_timestamp_response
@@ -23,12 +22,10 @@ from rfc3161_client import VerifierBuilder, decode_timestamp_response
 from custody_audit.app import build_app
 from custody_audit.log.checkpoint import verify_checkpoint
 from custody_common.auth import mint_token
-from custody_common.bus import Topology
-from custody_common.events import canonical
 from custody_common.ids import uuid7
 from custody_common.keys import token_signing_key
 from custody_common.settings import Settings
-from tests.support.nats import NATS_URL
+from tests.support.nats import publish_events
 from tests.support.tsa import OpensslTsa, TsaServer
 
 PATIENCE = 60  # a safety net against hangs, never a timing assertion
@@ -70,19 +67,6 @@ async def until(check: Callable[[], Awaitable[bool]], what: str) -> None:
         raise AssertionError(f"gave up waiting: {what}") from None
 
 
-async def publish(settings: Settings, events: list[dict]) -> None:
-    topology = Topology(settings.nats_namespace)
-    nc = await nats.connect(NATS_URL)
-    try:
-        js = nc.jetstream()
-        for event in events:
-            await js.publish(
-                topology.events_subject(event["service"]), canonical(event), headers={"Nats-Msg-Id": event["id"]}
-            )
-    finally:
-        await nc.close()
-
-
 async def logged(client: httpx.AsyncClient, size: int) -> None:
     """Wait until the log's latest checkpoint has ``size`` entries."""
 
@@ -110,7 +94,7 @@ async def test_the_newest_checkpoint_gets_a_token_that_verifies(
 ) -> None:
     settings = with_tsa(settings, tsa_server, tsa)
     async with running(settings) as client:
-        await publish(settings, [signed("intake", evidence_id=str(uuid7()), case="C") for _ in range(3)])
+        await publish_events(settings.nats_namespace, [signed("intake", evidence_id=str(uuid7()), case="C") for _ in range(3)])
         await logged(client, 4)
         headers = auditor(settings)
 
@@ -153,7 +137,7 @@ async def test_a_stored_checkpoint_without_a_token_gets_one_on_request(
     # An hour between background rounds: the one at start-up, then only requests make tokens.
     settings = with_tsa(settings, tsa_server, tsa, interval=3600)
     async with running(settings) as client:
-        await publish(settings, [signed("intake", evidence_id=str(uuid7()), case="C")])
+        await publish_events(settings.nats_namespace, [signed("intake", evidence_id=str(uuid7()), case="C")])
         await logged(client, 2)
         headers = auditor(settings, "prosecutor")
         asked_before = len(tsa_server.received)
@@ -204,7 +188,7 @@ async def test_an_authority_that_is_down_is_waited_out(
     settings = with_tsa(settings, tsa_server, tsa)
     async with running(settings) as client:
         stamper = client.app.state.stamper  # type: ignore[attr-defined]
-        await publish(settings, [signed("intake", evidence_id=str(uuid7()), case="C")])
+        await publish_events(settings.nats_namespace, [signed("intake", evidence_id=str(uuid7()), case="C")])
         await logged(client, 2)
 
         def failed(times: int) -> Callable[[], Awaitable[bool]]:
@@ -221,7 +205,7 @@ async def test_an_authority_that_is_down_is_waited_out(
         assert on_request.status_code == 503 and on_request.headers["retry-after"] == "30"
         assert "cannot be reached" in on_request.json()["detail"]
         # the log goes on meanwhile
-        await publish(settings, [signed("intake", evidence_id=str(uuid7()), case="C")])
+        await publish_events(settings.nats_namespace, [signed("intake", evidence_id=str(uuid7()), case="C")])
         await logged(client, 3)
 
         # back, but answering errors; then refusing replays: still nothing kept
@@ -252,13 +236,13 @@ async def test_a_replayed_reply_is_never_kept(
 ) -> None:
     settings = with_tsa(settings, tsa_server, tsa, interval=3600)
     async with running(settings) as client:
-        await publish(settings, [signed("intake", evidence_id=str(uuid7()), case="C")])
+        await publish_events(settings.nats_namespace, [signed("intake", evidence_id=str(uuid7()), case="C")])
         await logged(client, 2)
         headers = auditor(settings)
         first = await client.get("/v1/log/timestamp", params={"tree_size": 2}, headers=headers)
         assert first.status_code == 200
         tsa_server.replaying = True  # every answer is now the first token ever sent
-        await publish(settings, [signed("intake", evidence_id=str(uuid7()), case="C")])
+        await publish_events(settings.nats_namespace, [signed("intake", evidence_id=str(uuid7()), case="C")])
         await logged(client, 3)
         refused = await client.get("/v1/log/timestamp", params={"tree_size": 3}, headers=headers)
         assert refused.status_code == 502 and "refused and not kept" in refused.json()["detail"]
