@@ -13,6 +13,7 @@ import sys
 from custody_audit.app import LOG_KEY_FILE, SERVICE, build_app
 from custody_audit.log.checkpoint import verifier_key
 from custody_audit.log.verification import LogReport, verify_log
+from custody_audit.timestamps.authority import load_roots
 from custody_common.crypto.signing import load_public_key
 from custody_common.db import make_engine
 from custody_common.errors import ConfigurationError
@@ -32,6 +33,7 @@ async def _verify(settings: Settings, check_signatures: bool) -> LogReport:
             settings.log_origin,
             verifier_key(settings.log_origin, load_public_key(public)),
             trusted_service_keys(settings) if check_signatures else None,
+            load_roots(settings.tsa_ca) if settings.tsa_ca else (),
         )
     finally:
         await engine.dispose()
@@ -51,6 +53,9 @@ def verify_log_command(settings: Settings, check_signatures: bool = True) -> int
     if report.ok:
         print(f"custody log intact: {report.entries} entries, {report.checkpoints} checkpoints, "
               f"{report.nodes} stored subtree hashes recomputed and matched")
+        if report.timestamps:
+            how = "signatures checked under CUSTODY_TSA_CA" if settings.tsa_ca else "signatures NOT checked: set CUSTODY_TSA_CA"
+            print(f"{report.timestamps} time-stamps cover their checkpoints ({how})")
         return 0
     if report.first_altered_index is not None:
         print(f"first altered entry: index {report.first_altered_index}")

@@ -1,15 +1,17 @@
 """``custody-audit verify-log``: recompute the whole tree from the stored leaves and check it
 against everything stored beside it — leaf hashes, the indexed columns, each item's chain
-(item_seq, prev_leaf), every stored subtree hash, and every checkpoint's signature and root.
-Names the first altered entry."""
+(item_seq, prev_leaf), every stored subtree hash, every checkpoint's signature and root, and
+every checkpoint's RFC 3161 time-stamp. Names the first altered entry."""
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+import hashlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -20,6 +22,8 @@ from custody_audit.log.entry import parse_leaf
 from custody_audit.log.jcs import canonical
 from custody_audit.log.merkle import CompactRange, NodeId, leaf_hash
 from custody_audit.log.repository import StoredLeaf
+from custody_audit.timestamps import repository as timestamp_repository
+from custody_audit.timestamps.authority import ReplyRejected, check_reply
 
 MAX_PROBLEMS = 100
 
@@ -31,6 +35,8 @@ class LogReport:
     entries: int = 0
     checkpoints: int = 0
     nodes: int = 0
+    timestamps: int = 0
+    """Stored time-stamp tokens checked against their checkpoints."""
     problems: list[str] = field(default_factory=list)
     first_altered_index: int | None = None
     """The smallest index whose entry, hash, columns or signature do not match what was logged."""
@@ -105,15 +111,20 @@ async def verify_log(
     origin: str,
     verifier: Verifier | str,
     trusted_keys: Mapping[str, Ed25519PublicKey] | None = None,
+    timestamp_roots: Sequence[x509.Certificate] = (),
 ) -> LogReport:
     """Check the whole stored log. ``trusted_keys`` (service → event key) adds a check of
-    every event's signature; keys the log announces are learnt as it is read."""
+    every event's signature; keys the log announces are learnt as it is read. Each stored
+    time-stamp must cover its checkpoint's body, and with ``timestamp_roots`` be signed under
+    one of them."""
     report = LogReport()
     signatures = _Signatures(trusted_keys) if trusted_keys is not None else None
     async with engine.connect() as conn:
         stored_checkpoints = await repository.all_checkpoints(conn)
+        stored_timestamps = await timestamp_repository.all_timestamps(conn)
     report.checkpoints = len(stored_checkpoints)
     expected_roots: dict[int, bytes] = {}
+    bodies: dict[int, bytes] = {}
     for checkpoint in stored_checkpoints:
         try:
             signed = verify_checkpoint(checkpoint.note, verifier, origin)
@@ -123,6 +134,9 @@ async def verify_log(
         if signed.size != checkpoint.size or signed.root != checkpoint.root:
             report.problem(f"checkpoint {checkpoint.size}: the stored size or root differs from its signed note")
         expected_roots[checkpoint.size] = signed.root
+        bodies[checkpoint.size] = signed.body().encode()
+    for stamp in stored_timestamps:
+        _check_timestamp(stamp, bodies.get(stamp.size), timestamp_roots, report)
 
     tree = CompactRange()
     heads: dict[str, tuple[int, bytes]] = {}
@@ -162,6 +176,28 @@ async def verify_log(
         if size > tree.size:
             report.problem(f"checkpoint {size} covers entries the log does not hold")
     return report
+
+
+def _check_timestamp(
+    stamp: timestamp_repository.StoredTimestamp,
+    body: bytes | None,
+    roots: Sequence[x509.Certificate],
+    report: LogReport,
+) -> None:
+    report.timestamps += 1
+    if body is None:
+        report.problem(f"time-stamp of checkpoint {stamp.size}: the log holds no valid checkpoint of that size")
+        return
+    try:
+        checked = check_reply(stamp.response, hashlib.sha256(body).digest(), None, roots)
+    except ReplyRejected as exc:
+        report.problem(f"time-stamp of checkpoint {stamp.size}: {exc}")
+        return
+    if checked.gen_time != stamp.gen_time:
+        report.problem(
+            f"time-stamp of checkpoint {stamp.size}: its stored time {stamp.gen_time.isoformat()} is not the "
+            f"token's {checked.gen_time.isoformat()}"
+        )
 
 
 def _check_entry(

@@ -68,10 +68,11 @@ def load_roots(path: Path) -> list[x509.Certificate]:
     return roots
 
 
-def check_reply(reply: bytes, digest: bytes, nonce: int, roots: Sequence[x509.Certificate] = ()) -> Stamp:
-    """``reply`` as a Stamp if it is a granted RFC 3161 response over SHA-256 ``digest`` with
-    ``nonce``, signed by a certificate chaining to one of ``roots`` (when given); raises
-    ReplyRejected otherwise."""
+def check_reply(reply: bytes, digest: bytes, nonce: int | None, roots: Sequence[x509.Certificate] = ()) -> Stamp:
+    """``reply`` as a Stamp if it is a granted RFC 3161 response over SHA-256 ``digest``,
+    carrying ``nonce`` and signed by a certificate chaining to one of ``roots`` (each when
+    given); raises ReplyRejected otherwise. A stored token is checked with ``nonce`` None:
+    only the request it answered knew the nonce."""
     try:
         response = decode_timestamp_response(reply)
     except (ValueError, VerificationError) as exc:
@@ -86,7 +87,7 @@ def check_reply(reply: bytes, digest: bytes, nonce: int, roots: Sequence[x509.Ce
     imprint = info.message_imprint
     if imprint.hash_algorithm != SHA256_OID or not hmac.compare_digest(imprint.message, digest):
         raise ReplyRejected("the token time-stamps another document than the checkpoint asked for")
-    if info.nonce != nonce:
+    if nonce is not None and info.nonce != nonce:
         raise ReplyRejected("the token carries another nonce than the request: a replayed or misrouted reply")
     if roots:
         try:

@@ -47,6 +47,12 @@ async def latest_timestamp(conn: AsyncConnection) -> StoredTimestamp | None:
     return _stored(row) if row else None
 
 
+async def all_timestamps(conn: AsyncConnection) -> list[StoredTimestamp]:
+    """Every stored time-stamp, smallest checkpoint first."""
+    rows = (await conn.execute(select(timestamps).order_by(timestamps.c.size))).all()
+    return [_stored(row) for row in rows]
+
+
 async def insert_timestamp(conn: AsyncConnection, stamp: StoredTimestamp) -> None:
     """Keep ``stamp`` unless the checkpoint has a time-stamp already (then that one stays)."""
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite

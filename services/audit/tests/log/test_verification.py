@@ -1,43 +1,52 @@
 """verify-log: an intact log passes; any edit made behind the log's back — even by a database
-superuser with the triggers switched off — is found and its entry named."""
+superuser with the triggers switched off — is found and its entry named; a checkpoint's
+time-stamp must cover that checkpoint and come from the pinned authority."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
+from datetime import UTC, datetime
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from rfc3161_client import decode_timestamp_response
 from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from custody_audit.log.checkpoint import verifier_key
+from custody_audit.log.checkpoint import verifier_key, verify_checkpoint
 from custody_audit.log.entry import build_leaf, parse_leaf
 from custody_audit.log.merkle import leaf_hash
-from custody_audit.log.tables import checkpoints, leaves
+from custody_audit.log.tables import checkpoints, leaves, timestamps
 from custody_audit.log.verification import verify_log
+from custody_audit.timestamps.authority import load_roots
+from custody_audit.timestamps.repository import StoredTimestamp, insert_timestamp
 from custody_common.crypto.signing import load_public_key
 from custody_common.events import canonical
 from custody_common.ids import uuid7
 from custody_common.keys import trusted_service_keys
 from custody_common.settings import Settings
+from tests.support.tsa import OpensslTsa
 
 CLI = Path(sys.executable).parent / "custody-audit"
 
 
-def _run_cli(settings: Settings) -> subprocess.CompletedProcess[str]:
+def _run_cli(settings: Settings, tsa_ca: Path | None = None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CUSTODY_")}
     env.update(CUSTODY_HOME=str(settings.home), CUSTODY_LOG_ORIGIN=settings.log_origin)
     if settings.database_url:
         env["CUSTODY_DATABASE_URL"] = settings.database_url
+    if tsa_ca is not None:
+        env["CUSTODY_TSA_CA"] = str(tsa_ca)
     return subprocess.run([str(CLI), "verify-log"], env=env, capture_output=True, text=True, timeout=300)
 
 
-async def _report(settings: Settings, engine: AsyncEngine):  # type: ignore[no-untyped-def]
+async def _report(settings: Settings, engine: AsyncEngine, timestamp_roots=()):  # type: ignore[no-untyped-def]
     vkey = verifier_key(settings.log_origin, load_public_key(settings.key_folder / "audit-log.pub"))
-    return await verify_log(engine, settings.log_origin, vkey, trusted_service_keys(settings))
+    return await verify_log(engine, settings.log_origin, vkey, trusted_service_keys(settings), timestamp_roots)
 
 
 async def _fill(append, signed, incoming, batches: int = 4, per_batch: int = 9) -> None:  # type: ignore[no-untyped-def]
@@ -143,3 +152,60 @@ async def test_cli_without_the_checkpoint_key_says_what_is_missing(settings, eng
     elsewhere = settings.model_copy(update={"home": tmp_path / "empty-home"})
     result = await asyncio.to_thread(_run_cli, elsewhere)
     assert result.returncode == 2 and "audit-log.pub" in result.stderr
+
+
+
+async def _checkpoint_body(settings: Settings, engine: AsyncEngine, size: int) -> bytes:
+    async with engine.connect() as conn:
+        note = (await conn.execute(text("SELECT note FROM log_checkpoints WHERE size = :s"), {"s": size})).scalar()
+    vkey = verifier_key(settings.log_origin, load_public_key(settings.key_folder / "audit-log.pub"))
+    return verify_checkpoint(note, vkey, settings.log_origin).body().encode()
+
+
+async def _store_timestamp(engine: AsyncEngine, size: int, token: bytes) -> None:
+    gen_time = decode_timestamp_response(token).tst_info.gen_time
+    async with engine.begin() as conn:
+        await insert_timestamp(conn, StoredTimestamp(size, token, gen_time, datetime.now(UTC)))
+
+
+async def test_time_stamps_are_checked_against_their_checkpoints_and_the_pinned_authority(
+    settings, engine, append, signed, incoming, tsa: OpensslTsa, tmp_path
+) -> None:
+    await _fill(append, signed, incoming)  # checkpoints of 9, 18, 27 and 36 entries
+    await _store_timestamp(engine, 18, await asyncio.to_thread(tsa.stamp, await _checkpoint_body(settings, engine, 18)))
+    report = await _report(settings, engine, load_roots(tsa.root))
+    assert report.ok and report.timestamps == 1, report.problems
+    result = await asyncio.to_thread(_run_cli, settings, tsa.root)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 time-stamps cover their checkpoints (signatures checked under CUSTODY_TSA_CA)" in result.stdout
+
+    # A token over another checkpoint's body, kept under this one's size.
+    await _store_timestamp(engine, 27, await asyncio.to_thread(tsa.stamp, await _checkpoint_body(settings, engine, 36)))
+    # A token of another authority over the right body: only the pinned roots tell it apart.
+    stranger = await asyncio.to_thread(OpensslTsa.create, tmp_path / "stranger-tsa", "Stranger TSA")
+    await _store_timestamp(engine, 36, await asyncio.to_thread(stranger.stamp, await _checkpoint_body(settings, engine, 36)))
+
+    unpinned = await _report(settings, engine)
+    assert unpinned.problems == ["time-stamp of checkpoint 27: the token time-stamps another document than the checkpoint asked for"]
+    pinned = await _report(settings, engine, load_roots(tsa.root))
+    assert pinned.timestamps == 3 and len(pinned.problems) == 2
+    assert pinned.problems[1].startswith("time-stamp of checkpoint 36: the token does not verify under the configured roots")
+
+
+async def test_a_time_stamp_whose_stored_time_was_edited_is_found(
+    settings, engine, append, signed, incoming, tsa: OpensslTsa
+) -> None:
+    await _fill(append, signed, incoming, batches=1)
+    await _store_timestamp(engine, 9, await asyncio.to_thread(tsa.stamp, await _checkpoint_body(settings, engine, 9)))
+    await _superuser_edit(engine, update(timestamps).values(gen_time=datetime(2020, 1, 1, tzinfo=UTC)))
+    report = await _report(settings, engine, load_roots(tsa.root))
+    assert len(report.problems) == 1 and "its stored time" in report.problems[0], report.problems
+
+
+async def test_a_time_stamp_of_a_checkpoint_the_log_lacks_is_found(
+    settings, engine, append, signed, incoming, tsa: OpensslTsa
+) -> None:
+    await _fill(append, signed, incoming, batches=1)
+    await _store_timestamp(engine, 10, await asyncio.to_thread(tsa.stamp, await _checkpoint_body(settings, engine, 9)))
+    report = await _report(settings, engine, load_roots(tsa.root))
+    assert report.problems == ["time-stamp of checkpoint 10: the log holds no valid checkpoint of that size"]
