@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import httpx
-from pydantic import ValidationError
 
 from custody_client.errors import (
     AuthError,
@@ -34,8 +33,7 @@ from custody_client.errors import (
 from custody_client.content import BackgroundWriter, Content, direct_connections_possible, open_content
 from custody_client.resume import ResumeState, state_folder
 from custody_client.tus import DEFAULT_CHUNK_SIZE, Backoff, TusUploader
-from custody_common.manifest import CASE_PATTERN, SubmissionMetadata
-from custody_common.settings import Settings
+from custody_common.addresses import service_urls
 
 __all__ = [
     "AuthError",
@@ -204,6 +202,11 @@ class CustodyClient:
         """Hash ``path``, upload it to ``case`` with what is said about it, and return the new
         evidence item's id. An upload an earlier run left unfinished is resumed, and one that
         finished but whose outcome was not seen yet is not sent twice."""
+        # imported here: the metadata model (pydantic) is needed only to submit
+        from pydantic import ValidationError
+
+        from custody_common.manifest import CASE_PATTERN, SubmissionMetadata
+
         self._need_token("submitting")
         path = Path(path)
         if not re.match(CASE_PATTERN, case):
@@ -613,9 +616,7 @@ def _total_length(response: Content, written: int) -> int | None:
 
 
 def client_from_environment(environ: Mapping[str, str] | None = None, **kwargs: Any) -> CustodyClient:
-    """A client for the URLs in Settings (``CUSTODY_*_URL``) with the token in ``CUSTODY_TOKEN``."""
+    """A client for the URLs in ``CUSTODY_*_URL`` (as Settings reads them) with the token in ``CUSTODY_TOKEN``."""
     env = os.environ if environ is None else environ
-    settings = Settings()
-    return CustodyClient(
-        settings.intake_url, settings.evidence_url, settings.audit_url, env.get("CUSTODY_TOKEN") or None, **kwargs
-    )
+    urls = service_urls(env)
+    return CustodyClient(urls.intake, urls.evidence, urls.audit, env.get("CUSTODY_TOKEN") or None, **kwargs)

@@ -18,12 +18,20 @@ import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from pydantic import ValidationError
+# httpx loads its own command line (click, rich, pygments: a third of this command's start-up)
+# whenever those are installed; this process never runs it.
+sys.modules.setdefault("httpx._main", None)  # type: ignore[assignment]
 
-from custody_client.api import OUTCOMES, CustodyClient, ItemStatus, Progress, client_from_environment
-from custody_client.errors import (
+from custody_client.api import (  # noqa: E402
+    OUTCOMES,
+    CustodyClient,
+    ItemStatus,
+    Progress,
+    client_from_environment,
+)
+from custody_client.errors import (  # noqa: E402
     AuthError,
     ClientError,
     InvalidRequest,
@@ -32,10 +40,10 @@ from custody_client.errors import (
     Rejected,
     VerificationFailed,
 )
-from custody_client.package import describe as describe_verdict
-from custody_client.package import verify_package
-from custody_client.progress import ProgressLine, human_bytes
-from custody_client.verify import LogKey, verify_chain
+from custody_client.progress import ProgressLine, human_bytes  # noqa: E402
+
+if TYPE_CHECKING:
+    from custody_client.verify import LogKey
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -187,8 +195,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(EXIT_USAGE, str(problem))
     except (AuthError, NotFound, NetworkError, ClientError) as problem:
         return _fail(EXIT_ACCESS, str(problem))
-    except ValidationError as problem:
-        return _fail(EXIT_USAGE, f"the CUSTODY_* settings are not valid: {problem}")
     except PermissionError as problem:
         return _fail(EXIT_ACCESS, f"not permitted: {problem}")
     except OSError as problem:
@@ -215,12 +221,17 @@ def _client() -> CustodyClient:
 
 
 def _token(args: argparse.Namespace) -> int:
-    # imported here: only this command needs the token machinery and the local key
+    # imported here: only this command needs the settings, the token machinery and the local key
+    from pydantic import ValidationError
+
     from custody_common.auth import mint_token
     from custody_common.keys import token_signing_key
     from custody_common.settings import Settings
 
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as problem:
+        raise InvalidRequest(f"the CUSTODY_* settings are not valid: {problem}") from None
     roles = list(dict.fromkeys(args.roles))
     cases = list(dict.fromkeys(args.cases))
     if not args.sub.strip():
@@ -314,6 +325,9 @@ def _fetch(args: argparse.Namespace) -> int:
 
 
 def _chain(args: argparse.Namespace) -> int:
+    # imported here, like the package checks: fetching and submitting need neither
+    from custody_client.verify import verify_chain
+
     key = _pinned_log_key(args.log_key) if args.verify else None
     with _client() as client:
         custody = client.chain(args.evidence_id)
@@ -366,8 +380,11 @@ def _verify(args: argparse.Namespace) -> int:
     roots = _tsa_roots(args.tsa_ca or (Path(os.environ[TSA_CA_ENV]) if os.environ.get(TSA_CA_ENV) else None))
     if not args.package.is_file():
         raise _Usage(f"{args.package} is not a readable file")
+    # imported here: only this command needs the package checks (and X.509)
+    from custody_client.package import describe, verify_package
+
     verdict = verify_package(args.package, key, tsa_roots=roots)
-    print(describe_verdict(verdict), flush=True)
+    print(describe(verdict), flush=True)
     if key is None:
         _say(
             f"the log key was NOT PINNED: the package was checked against its own log-key.txt, which a forger "
@@ -409,6 +426,8 @@ def _pinned_log_key(given: str | None) -> LogKey:
             value = candidate.read_text()
     except OSError:
         pass
+    from custody_client.verify import LogKey
+
     try:
         return LogKey.parse(value)
     except VerificationFailed as problem:

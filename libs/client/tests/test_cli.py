@@ -81,6 +81,21 @@ def test_the_console_script_exits_2_on_usage_and_0_on_help() -> None:
     assert helped.returncode == 0 and "Exit codes" in helped.stdout
 
 
+def test_fetching_loads_neither_the_settings_model_nor_httpx_s_own_command_line() -> None:
+    # Start-up is paid on every download: pydantic and httpx's CLI (rich, click) took most of it.
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, custody_client.cli; print(' '.join(sys.modules))"],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()
+    assert not {"pydantic", "pydantic_settings", "rich", "click", "custody_common.settings"} & set(loaded)
+
+
+def test_invalid_settings_exit_2_for_the_commands_that_read_them(tmp_path: Path) -> None:
+    result = _run("token", "--sub", "kim", "--role", "auditor", env={"CUSTODY_HOME": str(tmp_path), "CUSTODY_TSA_URL": "ftp://x"})
+    assert result.returncode == 2
+    assert "the CUSTODY_* settings are not valid" in result.stderr
+
+
 def test_the_cli_knows_the_roles_auth_knows() -> None:
     from custody_common.auth import ROLES
 

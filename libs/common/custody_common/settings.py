@@ -10,6 +10,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from custody_common.addresses import AUDIT_URL, EVIDENCE_URL, INTAKE_URL
+
 CORS_EXPOSED_HEADERS = (
     "Location",
     "Upload-Offset",
@@ -98,9 +100,9 @@ class Settings(BaseSettings):
     )
 
     bind_host: str = Field(default="127.0.0.1", description="Address the services listen on.")
-    intake_url: str = "http://127.0.0.1:8001"
-    evidence_url: str = "http://127.0.0.1:8002"
-    audit_url: str = "http://127.0.0.1:8003"
+    intake_url: str = INTAKE_URL
+    evidence_url: str = EVIDENCE_URL
+    audit_url: str = AUDIT_URL
 
     cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(
         default=(),
