@@ -5,7 +5,9 @@ a download. httpx still carries it where a transport is given (tests) or a proxy
 
 from __future__ import annotations
 
+import contextlib
 import http.client
+import os
 import queue
 import threading
 import urllib.parse
@@ -17,6 +19,8 @@ from typing import BinaryIO, Protocol
 import httpx
 
 READ_SIZE = 1024 * 1024
+WRITEBACK_STEP = 8 * 1024 * 1024
+"""Bytes written between two requests that the disk start writing back what the file has so far."""
 
 
 class Content(Protocol):
@@ -125,12 +129,19 @@ class BackgroundWriter:
     """Writes to ``file`` in order from a thread of its own, so that the next piece is received
     and hashed while the disk takes this one: writing into the page cache costs here about as
     much CPU as receiving and hashing together. ``seek`` and ``truncate`` wait for what is queued;
-    a failed write is raised by the next call."""
+    a failed write is raised by the next call.
+
+    Every :data:`WRITEBACK_STEP` the disk is asked to start writing back what was written (and
+    the page cache to let go of it once on disk), so the caller's fsync at the end waits for the
+    last few MiB rather than the whole file, and a large download does not crowd out memory."""
 
     def __init__(self, file: BinaryIO, depth: int = 8) -> None:
         self._file = file
         self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None
+        self._fd = _descriptor(file)
+        self._offset = 0  # where the next write lands
+        self._handed = 0  # bytes before it were handed to writeback
         self._thread = threading.Thread(target=self._run, name="custody-writer", daemon=True)
         self._thread.start()
 
@@ -142,10 +153,21 @@ class BackgroundWriter:
                     return
                 if self._error is None:
                     self._file.write(data)
+                    self._offset += len(data)
+                    if self._offset - self._handed >= WRITEBACK_STEP:
+                        self._start_writeback()
             except BaseException as exc:  # noqa: BLE001 — handed to the caller
                 self._error = exc
             finally:
                 self._queue.task_done()
+
+    def _start_writeback(self) -> None:
+        if self._fd is not None and hasattr(os, "posix_fadvise"):
+            self._file.flush()
+            # DONTNEED starts writeback of the dirty range without waiting for it; only advice
+            with contextlib.suppress(OSError):
+                os.posix_fadvise(self._fd, self._handed, self._offset - self._handed, os.POSIX_FADV_DONTNEED)
+        self._handed = self._offset
 
     def _raise(self) -> None:
         if self._error is not None:
@@ -160,6 +182,7 @@ class BackgroundWriter:
         self._queue.join()
         self._raise()
         self._file.seek(offset)
+        self._offset = self._handed = offset
 
     def truncate(self) -> None:
         self._queue.join()
@@ -171,3 +194,11 @@ class BackgroundWriter:
         self._queue.put(None)
         self._thread.join()
         self._raise()
+
+
+def _descriptor(file: BinaryIO) -> int | None:
+    """The file descriptor under ``file``, or None if it has none (an in-memory file)."""
+    try:
+        return file.fileno()
+    except (OSError, ValueError):
+        return None

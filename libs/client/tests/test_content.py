@@ -1,10 +1,12 @@
 """Downloads over a direct connection (the standard library's HTTP client, the path the
-`custody` command takes), against a real HTTP server on loopback that breaks connections."""
+`custody` command takes), against a real HTTP server on loopback that breaks connections; the
+writer thread that puts them on disk."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 import os
 import threading
@@ -16,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from custody_client.api import CustodyClient
-from custody_client.content import direct_connections_possible
+from custody_client.content import WRITEBACK_STEP, BackgroundWriter, direct_connections_possible
 from custody_client.errors import NotFound, VerificationFailed
 from custody_client.resume import ResumeState
 from custody_client.tus import Backoff
@@ -134,3 +136,32 @@ def test_a_proxy_in_the_environment_sends_downloads_through_httpx(monkeypatch) -
     assert not direct_connections_possible("https://evidence.example")
     monkeypatch.setenv("NO_PROXY", "evidence.example")
     assert direct_connections_possible("https://evidence.example")
+
+
+def test_the_writer_hands_what_it_wrote_to_writeback_as_it_goes(monkeypatch, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    handed: list[tuple[int, int]] = []
+    monkeypatch.setattr(os, "posix_fadvise", lambda fd, offset, length, advice: handed.append((offset, length)))
+    piece = WRITEBACK_STEP // 4 + 1
+    pieces = [bytes([n]) * piece for n in range(10)]
+    with open(tmp_path / "item.bin", "wb") as file:
+        writer = BackgroundWriter(file)
+        writer.write(b"restarted from here")
+        writer.seek(0)
+        writer.truncate()
+        for data in pieces:
+            writer.write(memoryview(data))
+        writer.close()
+    assert (tmp_path / "item.bin").read_bytes() == b"".join(pieces)
+    # contiguous from the start, each at least a step, all of it but the last few MiB
+    assert [offset for offset, _ in handed] == [0, *(offset + length for offset, length in handed[:-1])]
+    assert all(length >= WRITEBACK_STEP for _, length in handed)
+    assert sum(length for _, length in handed) > len(pieces) * piece - WRITEBACK_STEP
+
+
+def test_the_writer_writes_to_a_file_without_a_descriptor() -> None:
+    buffer = io.BytesIO()
+    writer = BackgroundWriter(buffer)
+    for _ in range(3):
+        writer.write(b"x" * (WRITEBACK_STEP // 2))
+    writer.close()
+    assert buffer.getvalue() == b"x" * (3 * WRITEBACK_STEP // 2)
