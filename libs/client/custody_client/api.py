@@ -30,7 +30,13 @@ from custody_client.errors import (
     VerificationFailed,
     error_for,
 )
-from custody_client.content import BackgroundWriter, Content, direct_connections_possible, open_content
+from custody_client.content import (
+    BackgroundWriter,
+    Content,
+    direct_connections_possible,
+    open_content,
+    tls_context,
+)
 from custody_client.resume import ResumeState, state_folder
 from custody_client.tus import DEFAULT_CHUNK_SIZE, Backoff, TusUploader
 from custody_common.addresses import service_urls
@@ -156,7 +162,8 @@ class CustodyClient:
         timeout: httpx.Timeout = httpx.Timeout(connect=15, read=120, write=120, pool=30),
     ) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        common: dict[str, Any] = {"headers": headers, "timeout": timeout, "transport": transport}
+        self._tls = tls_context(intake_url, evidence_url, audit_url)
+        common: dict[str, Any] = {"headers": headers, "timeout": timeout, "transport": transport, "verify": self._tls}
         self._intake = httpx.Client(base_url=intake_url.rstrip("/"), **common)
         self._evidence = httpx.Client(base_url=evidence_url.rstrip("/"), **common)
         self._audit = httpx.Client(base_url=audit_url.rstrip("/"), **common)
@@ -391,7 +398,7 @@ class CustodyClient:
                     headers["If-Range"] = etag
             try:
                 with open_content(
-                    self._evidence, self._direct_content, url, {"purpose": purpose}, headers
+                    self._evidence, self._direct_content, url, {"purpose": purpose}, headers, self._tls
                 ) as response:
                     status = response.status_code
                     if status in (423, 429) or status >= 500:

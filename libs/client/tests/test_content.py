@@ -9,6 +9,7 @@ import hashlib
 import io
 import json
 import os
+import ssl
 import threading
 import uuid
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from custody_client.api import CustodyClient
-from custody_client.content import WRITEBACK_STEP, BackgroundWriter, direct_connections_possible
+from custody_client.content import WRITEBACK_STEP, BackgroundWriter, direct_connections_possible, tls_context
 from custody_client.errors import NotFound, VerificationFailed
 from custody_client.resume import ResumeState
 from custody_client.tus import Backoff
@@ -165,3 +166,12 @@ def test_the_writer_writes_to_a_file_without_a_descriptor() -> None:
         writer.write(b"x" * (WRITEBACK_STEP // 2))
     writer.close()
     assert buffer.getvalue() == b"x" * (3 * WRITEBACK_STEP // 2)
+
+
+def test_without_https_no_certificate_is_trusted_and_with_it_the_system_s_authorities_are() -> None:
+    plain = tls_context("http://127.0.0.1:8001", "http://127.0.0.1:8002", "http://127.0.0.1:8003")
+    assert plain.verify_mode == ssl.CERT_REQUIRED and plain.check_hostname
+    assert plain.cert_store_stats()["x509_ca"] == 0
+    secured = tls_context("http://127.0.0.1:8001", "https://evidence.example", "http://127.0.0.1:8003")
+    assert secured.verify_mode == ssl.CERT_REQUIRED and secured.check_hostname
+    assert secured.cert_store_stats()["x509_ca"] > 0
