@@ -37,7 +37,7 @@ import psycopg
 from custody_client import CustodyClient, LogKey, open_checkpoint, verify_chain
 from custody_client.resume import ResumeState
 from custody_client.tus import MIN_CHUNK_SIZE, Backoff
-from custody_client.verify import leaf_hash, verify_consistency
+from custody_common.merkle import leaf_hash, verify_consistency
 from custody_common.bus.topology import Topology
 from tests.support.stack import BIN, SERVICES, Stack
 
@@ -699,7 +699,7 @@ def check_recovery(
             response = audit.get("/v1/log/proof/consistency", params={"first": earlier.size, "second": final.size})
             assert response.status_code == 200, response.text
             proof = [base64.b64decode(h) for h in response.json()["hashes"]]
-            verify_consistency(earlier.size, final.size, proof, earlier.root, final.root)
+            verify_consistency(earlier.size, final.size, earlier.root, final.root, proof)
 
     verified = subprocess.run(
         [str(BIN / "custody-audit"), "verify-log"], env=stack.env("audit"), capture_output=True, text=True, timeout=300

@@ -1,7 +1,6 @@
 """Offline checks of what the custody ledger returns, trusting nothing but a pinned log key.
 
-- Merkle proofs per RFC 9162 §2.1.3.2 (inclusion) and §2.1.4.2 (consistency), with RFC 6962
-  hashing (leaf ``SHA-256(0x00 ‖ leaf)``, node ``SHA-256(0x01 ‖ left ‖ right)``).
+- Merkle inclusion proofs per RFC 9162 §2.1.3.2 with RFC 6962 hashing (``custody_common.merkle``).
 - Checkpoints as C2SP signed notes: the body ``ORIGIN\\nSIZE\\nBASE64(ROOT)\\n[extensions]``,
   a blank line, then signature lines ``— NAME BASE64(KEYID4 ‖ SIG)``; Ed25519 key ids are
   ``SHA-256(NAME ‖ 0x0A ‖ 0x01 ‖ PUBKEY)[:4]``; verifier keys read ``NAME+KEYIDHEX+BASE64(0x01 ‖ PUBKEY)``.
@@ -15,10 +14,9 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import hmac
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,119 +24,11 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from custody_client.errors import VerificationFailed
+from custody_common.merkle import HASH_SIZE, ProofError, leaf_hash, verify_inclusion
 
-HASH_SIZE = 32
-EMPTY_ROOT = hashlib.sha256(b"").digest()
 ED25519 = 0x01
 SIGNATURE_PREFIX = "\u2014 "
 _DECIMAL = re.compile(r"^(0|[1-9][0-9]{0,19})$")
-
-
-def leaf_hash(leaf: bytes) -> bytes:
-    """RFC 6962 leaf hash: SHA-256(0x00 ‖ leaf)."""
-    return hashlib.sha256(b"\x00" + leaf).digest()
-
-
-def node_hash(left: bytes, right: bytes) -> bytes:
-    """RFC 6962 interior node hash: SHA-256(0x01 ‖ left ‖ right)."""
-    return hashlib.sha256(b"\x01" + left + right).digest()
-
-
-def _check_hashes(what: str, *hashes: bytes) -> None:
-    for value in hashes:
-        if len(value) != HASH_SIZE:
-            raise VerificationFailed(f"{what}: a hash has {len(value)} bytes instead of {HASH_SIZE}")
-
-
-def root_from_inclusion(leaf: bytes, index: int, size: int, proof: Sequence[bytes]) -> bytes:
-    """The root that ``proof`` yields for leaf hash ``leaf`` at ``index`` of a tree of ``size``
-    (RFC 9162 §2.1.3.2); raises VerificationFailed if the proof cannot belong to such a tree."""
-    if not 0 <= index < size:
-        raise VerificationFailed(f"inclusion proof: leaf index {index} is outside a tree of size {size}")
-    _check_hashes("inclusion proof", leaf, *proof)
-    fn, sn = index, size - 1
-    r = leaf
-    for p in proof:
-        if sn == 0:
-            raise VerificationFailed("inclusion proof is longer than the tree is deep")
-        if fn & 1 or fn == sn:
-            r = node_hash(p, r)
-            if not fn & 1:
-                while not fn & 1 and fn != 0:
-                    fn >>= 1
-                    sn >>= 1
-        else:
-            r = node_hash(r, p)
-        fn >>= 1
-        sn >>= 1
-    if sn != 0:
-        raise VerificationFailed("inclusion proof is shorter than the tree is deep")
-    return r
-
-
-def verify_inclusion(leaf: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes) -> None:
-    """Raise VerificationFailed unless ``proof`` shows leaf hash ``leaf`` at ``index`` in the tree
-    of ``size`` leaves whose root is ``root``."""
-    _check_hashes("inclusion proof", root)
-    if not hmac.compare_digest(root_from_inclusion(leaf, index, size, proof), root):
-        raise VerificationFailed(
-            f"inclusion proof of leaf {index} does not lead to the root of the tree of size {size}"
-        )
-
-
-def verify_consistency(size1: int, size2: int, proof: Sequence[bytes], root1: bytes, root2: bytes) -> None:
-    """Raise VerificationFailed unless ``proof`` shows the tree of ``size1`` leaves with ``root1``
-    is a prefix of the tree of ``size2`` leaves with ``root2`` (RFC 9162 §2.1.4.2)."""
-    if not 0 <= size1 <= size2:
-        raise VerificationFailed(f"consistency proof: size {size1} cannot grow into size {size2}")
-    if size1 == size2:
-        if proof:
-            raise VerificationFailed("consistency proof between equal sizes must be empty")
-        if size1 == 0:
-            _check_hashes("consistency proof", root1, root2)
-            if not (hmac.compare_digest(root1, EMPTY_ROOT) and hmac.compare_digest(root2, EMPTY_ROOT)):
-                raise VerificationFailed("the empty tree has a different root")
-        elif not hmac.compare_digest(root1, root2):
-            raise VerificationFailed(f"two checkpoints of size {size1} have different roots: the log forked")
-        return
-    if size1 == 0:
-        _check_hashes("consistency proof", root1, root2)
-        if proof:
-            raise VerificationFailed("consistency proof from the empty tree must be empty")
-        if not hmac.compare_digest(root1, EMPTY_ROOT):
-            raise VerificationFailed("the empty tree has a different root")
-        return
-    if not proof:
-        raise VerificationFailed("consistency proof is empty")
-    _check_hashes("consistency proof", root1, root2, *proof)
-    path = list(proof)
-    if size1 & (size1 - 1) == 0:
-        path.insert(0, root1)
-    fn, sn = size1 - 1, size2 - 1
-    while fn & 1:
-        fn >>= 1
-        sn >>= 1
-    fr = sr = path[0]
-    for c in path[1:]:
-        if sn == 0:
-            raise VerificationFailed("consistency proof is longer than the trees are deep")
-        if fn & 1 or fn == sn:
-            fr = node_hash(c, fr)
-            sr = node_hash(c, sr)
-            if not fn & 1:
-                while not fn & 1 and fn != 0:
-                    fn >>= 1
-                    sn >>= 1
-        else:
-            sr = node_hash(sr, c)
-        fn >>= 1
-        sn >>= 1
-    if sn != 0:
-        raise VerificationFailed("consistency proof is shorter than the trees are deep")
-    if not hmac.compare_digest(fr, root1):
-        raise VerificationFailed(f"consistency proof does not lead to the root of size {size1}")
-    if not hmac.compare_digest(sr, root2):
-        raise VerificationFailed(f"consistency proof does not lead to the root of size {size2}: the log forked")
 
 
 # --- signed notes and checkpoints ---------------------------------------------------------
@@ -252,7 +142,8 @@ def open_checkpoint(note: str, key: LogKey) -> Checkpoint:
         root = base64.b64decode(root_text, validate=True)
     except (ValueError, binascii.Error):
         raise VerificationFailed("checkpoint root is not base64") from None
-    _check_hashes("checkpoint root", root)
+    if len(root) != HASH_SIZE:
+        raise VerificationFailed(f"checkpoint root has {len(root)} bytes instead of {HASH_SIZE}")
     return Checkpoint(origin=origin, size=int(size_text), root=root, extensions=tuple(extensions))
 
 
@@ -310,8 +201,8 @@ def verify_chain(custody: Mapping[str, Any], key: LogKey, evidence_id: str) -> C
         proof = [_b64(p, f"{where}: inclusion proof") for p in proof_values]
         hashed = leaf_hash(leaf)
         try:
-            verify_inclusion(hashed, index, checkpoint.size, proof, checkpoint.root)
-        except VerificationFailed as failure:
+            verify_inclusion(index, checkpoint.size, hashed, proof, checkpoint.root)
+        except ProofError as failure:
             raise VerificationFailed(f"{where}: {failure}; the log or this answer was altered") from None
         try:
             entry = json.loads(leaf)

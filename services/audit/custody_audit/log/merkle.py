@@ -1,4 +1,6 @@
-"""The Merkle tree of the custody log: RFC 6962 hashing and proofs, RFC 9162 verification.
+"""The Merkle tree of the custody log: RFC 6962 proofs built from stored subtree hashes
+(hashing and RFC 9162 verification are ``custody_common.merkle``'s, shared with evidence and
+the client).
 
 The log stores, at append time, the hash of every *perfect* subtree: node ``(level, index)``
 covers leaves ``[index·2^level, (index+1)·2^level)``. Every range the RFC 6962 recursion
@@ -15,20 +17,17 @@ sequencer appends leaves to it and stores the perfect nodes each append complete
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Iterable, Mapping, Sequence
 from typing import NamedTuple
 
-from custody_common.errors import IntegrityError
-
-HASH_SIZE = 32
-EMPTY_ROOT = hashlib.sha256(b"").digest()
-"""MTH({}) — the root of the empty tree."""
-
-
-class ProofError(IntegrityError):
-    """A Merkle proof does not prove what it claims; the log or the proof was altered."""
+from custody_common.merkle import (  # re-exported: the log's modules take them from here
+    EMPTY_ROOT,
+    ProofError,
+    leaf_hash,
+    node_hash,
+    verify_consistency,
+    verify_inclusion,
+)
 
 
 class NodeId(NamedTuple):
@@ -47,16 +46,6 @@ class NodeId(NamedTuple):
     def end(self) -> int:
         """One past the last leaf the node covers."""
         return (self.index + 1) << self.level
-
-
-def leaf_hash(leaf: bytes) -> bytes:
-    """RFC 6962 leaf hash: SHA-256(0x00 ‖ leaf)."""
-    return hashlib.sha256(b"\x00" + leaf).digest()
-
-
-def node_hash(left: bytes, right: bytes) -> bytes:
-    """RFC 6962 interior node hash: SHA-256(0x01 ‖ left ‖ right)."""
-    return hashlib.sha256(b"\x01" + left + right).digest()
 
 
 def _split(n: int) -> int:
@@ -178,88 +167,6 @@ def consistency_proof(first: int, second: int, hashes: Mapping[NodeId, bytes]) -
     """PROOF(first, D[second]) (RFC 6962 §2.1.2), from stored perfect-subtree hashes; empty
     when the sizes are equal."""
     return [range_hash(start, end, hashes) for start, end in _consistency_ranges(first, second)]
-
-
-def _check_hashes(proof: Sequence[bytes]) -> None:
-    for position, element in enumerate(proof):
-        if len(element) != HASH_SIZE:
-            raise ProofError(f"proof element {position} is {len(element)} bytes, not a SHA-256 hash")
-
-
-def verify_inclusion(index: int, size: int, leaf: bytes, proof: Sequence[bytes], root: bytes) -> None:
-    """Check that the leaf with hash ``leaf`` sits at ``index`` of the tree of ``size`` leaves
-    with root ``root`` (RFC 9162 §2.1.3.2). Raises ProofError when it does not."""
-    if size <= 0 or not 0 <= index < size:
-        raise ProofError(f"leaf index {index} is outside a tree of size {size}")
-    if len(leaf) != HASH_SIZE:
-        raise ProofError("the leaf hash is not a SHA-256 hash")
-    _check_hashes(proof)
-    fn, sn = index, size - 1
-    result = leaf
-    for element in proof:
-        if sn == 0:
-            raise ProofError("the inclusion proof is longer than the tree is deep")
-        if fn & 1 or fn == sn:
-            result = node_hash(element, result)
-            if not fn & 1:
-                while fn and not fn & 1:
-                    fn >>= 1
-                    sn >>= 1
-        else:
-            result = node_hash(result, element)
-        fn >>= 1
-        sn >>= 1
-    if sn != 0:
-        raise ProofError("the inclusion proof is shorter than the tree is deep")
-    if not hmac.compare_digest(result, root):
-        raise ProofError(f"leaf {index} is not in the tree of size {size} with this root")
-
-
-def verify_consistency(first: int, second: int, root1: bytes, root2: bytes, proof: Sequence[bytes]) -> None:
-    """Check that the tree of ``first`` leaves with root ``root1`` is a prefix of the tree of
-    ``second`` leaves with root ``root2`` (RFC 9162 §2.1.4.2). The empty tree commits to
-    nothing, so size 0 is refused. Raises ProofError when the proof fails."""
-    if first <= 0 or second <= 0:
-        raise ProofError("a consistency proof needs two non-empty trees")
-    if first > second:
-        raise ProofError(f"tree size {first} is larger than the later size {second}")
-    if first == second:
-        if proof:
-            raise ProofError("trees of equal size need an empty consistency proof")
-        if not hmac.compare_digest(root1, root2):
-            raise ProofError(f"two different roots for the same tree size {first}")
-        return
-    if not proof:
-        raise ProofError("the consistency proof is empty")
-    _check_hashes(proof)
-    path = list(proof)
-    if first & (first - 1) == 0:
-        path.insert(0, root1)
-    fn, sn = first - 1, second - 1
-    while fn & 1:
-        fn >>= 1
-        sn >>= 1
-    fr = sr = path[0]
-    for element in path[1:]:
-        if sn == 0:
-            raise ProofError("the consistency proof is longer than the tree is deep")
-        if fn & 1 or fn == sn:
-            fr = node_hash(element, fr)
-            sr = node_hash(element, sr)
-            if not fn & 1:
-                while fn and not fn & 1:
-                    fn >>= 1
-                    sn >>= 1
-        else:
-            sr = node_hash(sr, element)
-        fn >>= 1
-        sn >>= 1
-    if sn != 0:
-        raise ProofError("the consistency proof is shorter than the tree is deep")
-    if not hmac.compare_digest(fr, root1):
-        raise ProofError(f"the proof does not lead to the root of size {first}")
-    if not hmac.compare_digest(sr, root2):
-        raise ProofError(f"the proof does not lead to the root of size {second}")
 
 
 class CompactRange:

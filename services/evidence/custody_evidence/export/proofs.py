@@ -11,9 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import hmac
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +19,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from custody_common.errors import IntegrityError
+from custody_common.merkle import ProofError, leaf_hash, verify_inclusion
 
 _DASH = "\u2014 "
 
@@ -97,33 +96,6 @@ def open_checkpoint(note: str, verifier_key: str) -> SignedCheckpoint:
     return SignedCheckpoint(origin=name, size=int(lines[1]), root=root, note=note)
 
 
-def leaf_hash(leaf: bytes) -> bytes:
-    """RFC 6962 leaf hash."""
-    return hashlib.sha256(b"\x00" + leaf).digest()
-
-
-def root_from_inclusion(leaf: bytes, index: int, size: int, proof: Sequence[bytes]) -> bytes:
-    """The root an RFC 9162 inclusion proof yields for leaf hash ``leaf`` at ``index`` of ``size``."""
-    if not 0 <= index < size or any(len(p) != 32 for p in proof):
-        raise LedgerAnswerInvalid(f"inclusion proof of leaf {index} cannot belong to a tree of {size}")
-    fn, sn, r = index, size - 1, leaf
-    for p in proof:
-        if sn == 0:
-            raise LedgerAnswerInvalid(f"inclusion proof of leaf {index} is too long")
-        if fn & 1 or fn == sn:
-            r = hashlib.sha256(b"\x01" + p + r).digest()
-            while not fn & 1 and fn != 0:
-                fn >>= 1
-                sn >>= 1
-        else:
-            r = hashlib.sha256(b"\x01" + r + p).digest()
-        fn >>= 1
-        sn >>= 1
-    if sn != 0:
-        raise LedgerAnswerInvalid(f"inclusion proof of leaf {index} is too short")
-    return r
-
-
 def verify_chain(chain: dict[str, Any], checkpoint: SignedCheckpoint, evidence_id: str) -> VerifiedChain:
     """Check ``chain`` (as ``GET /v1/custody/{id}`` answers it) against ``checkpoint``."""
     if chain.get("checkpoint") != checkpoint.note:
@@ -140,8 +112,12 @@ def verify_chain(chain: dict[str, Any], checkpoint: SignedCheckpoint, evidence_i
         leaf = _b64(event.get("leaf"), f"the leaf of event {position} of item {evidence_id}")
         proof = [_b64(p, "an inclusion proof hash") for p in event.get("inclusion") or []]
         hashed = leaf_hash(leaf)
-        if not hmac.compare_digest(root_from_inclusion(hashed, index, checkpoint.size, proof), checkpoint.root):
-            raise LedgerAnswerInvalid(f"event {position} of item {evidence_id} is not included under the checkpoint")
+        try:
+            verify_inclusion(index, checkpoint.size, hashed, proof, checkpoint.root)
+        except ProofError as exc:
+            raise LedgerAnswerInvalid(
+                f"event {position} of item {evidence_id} is not included under the checkpoint: {exc}"
+            ) from None
         entry = json.loads(leaf)
         if entry != event.get("entry") or entry.get("event", {}).get("evidence_id") != evidence_id:
             raise LedgerAnswerInvalid(f"event {position} of item {evidence_id} is not the leaf it claims to be")
