@@ -20,7 +20,9 @@ if ! command -v uv >/dev/null 2>&1; then
     python3 -m pip install --quiet --user uv 2>/dev/null || python3 -m pip install --quiet uv \
         || { apt_install python3-pip && python3 -m pip install --quiet --break-system-packages uv; }
 fi
-uv sync --frozen --quiet
+# Bytecode compiled once here: otherwise every command and service compiles what it imports
+# whenever bytecode is not written back (read-only installs, PYTHONDONTWRITEBYTECODE).
+uv sync --frozen --quiet --compile-bytecode
 
 command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || apt_install nats-server
 
