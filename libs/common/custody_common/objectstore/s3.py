@@ -10,8 +10,9 @@ versions, not keys: S3 would accept a new version on top of a locked one, so ``p
 when the current version is retained or held, and reads follow the current version.
 
 Uploads of unknown length are sent as multipart uploads of ``part_size`` bytes, one part at a
-time from one reusable buffer, so memory stays near one part whatever the object's size. An
-upload that fails is aborted; nothing becomes visible under the key unless it completes.
+time from one reusable buffer, so memory stays near one part whatever the object's size (and
+near the object's size when it is smaller than a part). An upload that fails is aborted;
+nothing becomes visible under the key unless it completes.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import logging
 import os
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from typing import BinaryIO, NoReturn, cast
 
@@ -191,6 +192,12 @@ class S3Store:
             return ObjectInfo(key=key, size=body.nbytes, version_id=written.version_id)
 
         parts = _Parts(iter_chunks(data), self._part_size)
+        try:
+            return self._put_parts(key, parts)
+        finally:
+            parts.close()
+
+    def _put_parts(self, key: str, parts: _Parts) -> ObjectInfo:
         first = parts.next()
         if parts.finished():
             with self._speaking_s3(key, "store"):
@@ -417,27 +424,37 @@ class _RangeNotSatisfiable(ValueError):
 
 
 class _Parts:
-    """Cuts a stream of chunks into parts of ``part_size`` bytes in one reusable buffer."""
+    """Cuts a stream of chunks into parts of ``part_size`` bytes in one reusable buffer.
+
+    The buffer grows with the first part, so an object smaller than a part takes a buffer of its
+    own size. ``close()`` frees it at once: the SDK raises errors it keeps in reference cycles
+    (the 404 of the check before every put is one), and those keep the frames of ``put`` and
+    everything they hold alive until the next garbage collection, a part buffer per put.
+    """
 
     def __init__(self, chunks: Iterator[memoryview], part_size: int) -> None:
         self._chunks = chunks
-        self._buffer = memoryview(bytearray(part_size))
+        self._part_size = part_size
+        self._buffer = bytearray()
+        self._view: memoryview | None = None
         self._pending = memoryview(b"")
         self._exhausted = False
         self.total = 0
         """Bytes handed out so far."""
 
     def next(self) -> memoryview:
-        """The next part: full, except the last. Valid only until the next call."""
+        """The next part: full, except the last. Valid only until the next call or ``close()``."""
+        self._release_view()
         filled = 0
-        size = len(self._buffer)
-        while filled < size and not self.finished():
-            take = min(size - filled, len(self._pending))
+        while filled < self._part_size and not self.finished():
+            take = min(self._part_size - filled, len(self._pending))
+            # Overwrites in place once the buffer holds a whole part; until then, grows it.
             self._buffer[filled : filled + take] = self._pending[:take]
             self._pending = self._pending[take:]
             filled += take
         self.total += filled
-        return self._buffer[:filled]
+        self._view = memoryview(self._buffer)[:filled]
+        return self._view
 
     def finished(self) -> bool:
         """Whether the stream has nothing left, looking one chunk ahead if need be."""
@@ -449,6 +466,17 @@ class _Parts:
             else:
                 self._pending = chunk
         return not self._pending
+
+    def close(self) -> None:
+        """Free the buffer, whoever still refers to the part handed out last."""
+        self._buffer = bytearray()
+        with suppress(BufferError):  # still exported after a failure: the collector frees it
+            self._release_view()
+
+    def _release_view(self) -> None:
+        if self._view is not None:
+            self._view.release()
+            self._view = None
 
 
 class _CustodyMinio(Minio):
