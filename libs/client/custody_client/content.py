@@ -148,9 +148,9 @@ class BackgroundWriter:
     much CPU as receiving and hashing together. ``seek`` and ``truncate`` wait for what is queued;
     a failed write is raised by the next call.
 
-    Every :data:`WRITEBACK_STEP` the disk is asked to start writing back what was written (and
-    the page cache to let go of it once on disk), so the caller's fsync at the end waits for the
-    last few MiB rather than the whole file, and a large download does not crowd out memory."""
+    Every :data:`WRITEBACK_STEP` the disk is asked to start writing back what was written, so the
+    caller's fsync at the end waits for the last few MiB rather than the whole file. (The pages
+    stay cached: still dirty when advised, they are not dropped.)"""
 
     def __init__(self, file: BinaryIO, depth: int = 8) -> None:
         self._file = file
