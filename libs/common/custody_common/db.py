@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from alembic import command
-from alembic.config import Config
+import ctypes
+import os
+import signal
+import sys
+import traceback
 import zlib
+from pathlib import Path
 
 from sqlalchemy import Connection, MetaData, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from custody_common.errors import CustodyError
 from custody_common.settings import Settings
+
+
+class MigrationFailed(CustodyError):
+    """The schema could not be brought up to date; the reason is in the log."""
 
 
 def _sync_url(async_url: str) -> str:
@@ -57,6 +64,9 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 def run_migrations(settings: Settings, service: str, script_location: Path) -> None:
     """Bring ``service``'s schema to the newest revision (blocking; call before serving)."""
+    from alembic import command  # imported here: a service migrates in a child process (migrate_apart)
+    from alembic.config import Config
+
     url = _sync_url(settings.database_url_for(service))
     if url.startswith("sqlite"):
         settings.home.mkdir(parents=True, exist_ok=True)
@@ -75,6 +85,51 @@ def run_migrations(settings: Settings, service: str, script_location: Path) -> N
             command.upgrade(config, "head")
     finally:
         engine.dispose()
+
+
+def migrate_apart(settings: Settings, service: str, script_location: Path) -> None:
+    """:func:`run_migrations` in a forked child process, so that Alembic and the SQLAlchemy
+    dialects it loads (about 12 MiB) never stay in the memory of a long-running service.
+
+    Call it before any thread starts. Raises MigrationFailed if the child fails (it logs why).
+    """
+    if not hasattr(os, "fork"):
+        run_migrations(settings, service, script_location)
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    parent = os.getpid()
+    child = os.fork()
+    if child == 0:
+        status = 1
+        try:
+            _die_with(parent)
+            run_migrations(settings, service, script_location)
+            status = 0
+        except BaseException:  # noqa: BLE001 — reported here, judged by the parent from the exit status
+            traceback.print_exc()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(status)
+    _, wait_status = os.waitpid(child, 0)
+    code = os.waitstatus_to_exitcode(wait_status)
+    if code != 0:
+        raise MigrationFailed(
+            f"the {service} database schema could not be brought up to date (migration exit status {code}); "
+            "the reason is logged above"
+        )
+
+
+def _die_with(parent: int) -> None:
+    """End this process when ``parent`` ends (Linux), as a migration in the parent itself would."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:
+        os._exit(1)
 
 
 def run_alembic_environment(metadata: MetaData, service: str) -> None:

@@ -31,14 +31,15 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 LOG_KEY_FILE = "audit-log.key"
 
 
-def build_app(settings: Settings) -> FastAPI:
+def build_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
     """The audit service; its lifespan runs the sequencer (and the time-stamper) for as long as
-    the app serves."""
+    the app serves. ``migrate`` False: the caller has brought the schema up to date already."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         authority = _authority(settings)  # a wrong CUSTODY_TSA_CA stops the start, before anything opens
-        await asyncio.to_thread(run_migrations, settings, SERVICE, MIGRATIONS)
+        if migrate:
+            await asyncio.to_thread(run_migrations, settings, SERVICE, MIGRATIONS)
         engine = make_engine(settings, SERVICE)
         log_key = load_or_create_private_key(settings.key_folder / LOG_KEY_FILE)
         sequencer = Sequencer(

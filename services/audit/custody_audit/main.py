@@ -10,12 +10,12 @@ import argparse
 import asyncio
 import sys
 
-from custody_audit.app import LOG_KEY_FILE, SERVICE, build_app
+from custody_audit.app import LOG_KEY_FILE, MIGRATIONS, SERVICE, build_app
 from custody_audit.log.checkpoint import verifier_key
 from custody_audit.log.verification import LogReport, verify_log
 from custody_audit.timestamps.authority import load_roots
 from custody_common.crypto.signing import load_public_key
-from custody_common.db import make_engine
+from custody_common.db import make_engine, migrate_apart
 from custody_common.errors import ConfigurationError
 from custody_common.keys import trusted_service_keys
 from custody_common.settings import Settings
@@ -77,4 +77,5 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "verify-log":
         sys.exit(verify_log_command(settings, check_signatures=not args.no_signatures))
     configure_logging(SERVICE)
-    serve(build_app(settings), args.port)
+    migrate_apart(settings, SERVICE, MIGRATIONS)
+    serve(build_app(settings, migrate=False), args.port)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import nats
 
-from custody_common.db import run_migrations
+from custody_common.db import migrate_apart
 from custody_common.outbox import OutboxRelay
 from custody_common.settings import Settings
 from custody_common.web import configure_logging, serve
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     settings = Settings()
     configure_logging(SERVICE)
-    run_migrations(settings, SERVICE, MIGRATIONS)
+    migrate_apart(settings, SERVICE, MIGRATIONS)
     if args.command == "rebuild-index":
         sys.exit(asyncio.run(_rebuild(settings)))
     if args.command == "rotate-kek":

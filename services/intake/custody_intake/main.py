@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from custody_common.db import run_migrations
+from custody_common.db import migrate_apart
 from custody_common.web import configure_logging, serve
 from custody_intake.app import create_intake_app
 from custody_intake.settings import IntakeSettings
@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     settings = IntakeSettings()
     configure_logging("intake")
-    run_migrations(settings, "intake", MIGRATIONS)
+    migrate_apart(settings, "intake", MIGRATIONS)
     serve(create_intake_app(settings), args.port, host=args.host)
 
 
