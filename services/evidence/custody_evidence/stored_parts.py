@@ -8,6 +8,7 @@ Memory stays flat: bytes pass through one store chunk and one segment at a time.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import uuid
 from collections.abc import Generator, Iterator, Sequence
 from contextlib import contextmanager
@@ -101,9 +102,9 @@ def plaintext_range(
     end: int,
 ) -> Generator[bytes, None, None]:
     """The authenticated plaintext bytes [start, end) of the item, in pieces of at most one
-    segment. Only the segments overlapping the range are read (the header of each part is
-    read on its own). No byte of a segment is yielded before the segment authenticates;
-    a fault raises StoredBytesDamaged."""
+    segment. Only the segments overlapping the range are read: a part read from its first
+    segment in one request with its header, otherwise the header on its own. No byte of a
+    segment is yielded before the segment authenticates; a fault raises StoredBytesDamaged."""
     for part in parts:
         lo = max(start, part.offset) - part.offset
         hi = min(end, part.offset + part.size) - part.offset
@@ -117,16 +118,33 @@ def _part_range(
     store: ObjectStore, dek: bytes, evidence_id: uuid.UUID, part: StoredPart, lo: int, hi: int
 ) -> Iterator[bytes]:
     first, last, c_start, c_end = segment_span(part.size, lo, hi)
-    header = b"".join(_stored_bytes(store, part, 0, HEADER))
+    if first == 0:
+        # The header leads the segments: one request for both (a round trip less per part on S3).
+        header, stored = _split_header(_stored_bytes(store, part, 0, c_end))
+    else:
+        header = b"".join(_stored_bytes(store, part, 0, HEADER))
+        stored = _stored_bytes(store, part, c_start, c_end - c_start)
     decryptor = PartDecryptor(dek, evidence_id, part.offset, header, first_segment=first)
     final_segment = max(0, -(-part.size // SEGMENT) - 1)
     position = first * SEGMENT  # plaintext offset, within the part, of the next segment
-    for chunk in _stored_bytes(store, part, c_start, c_end - c_start):
+    for chunk in stored:
         for segment in decryptor.update(chunk):
             yield from _clip(segment, position, lo, hi)
             position += len(segment)
     segment = decryptor.finalize(expect_last=last == final_segment)
     yield from _clip(segment, position, lo, hi)
+
+
+def _split_header(chunks: Iterator[bytes]) -> tuple[bytes, Iterator[bytes | memoryview]]:
+    """The first HEADER bytes of ``chunks`` (fewer if they end sooner), and the rest of them."""
+    head = bytearray()
+    for chunk in chunks:
+        need = HEADER - len(head)
+        head += memoryview(chunk)[:need]
+        if len(head) == HEADER:
+            rest = memoryview(chunk)[need:]
+            return bytes(head), itertools.chain([rest] if rest else [], chunks)
+    return bytes(head), iter(())
 
 
 def _clip(segment: bytes, position: int, lo: int, hi: int) -> Iterator[bytes]:

@@ -63,6 +63,27 @@ def test_only_the_needed_segments_are_read(vault, stored) -> None:
     assert reads == [(part.key, 0, HEADER), (part.key, HEADER + SEGMENT + TAG, SEGMENT + TAG)]
 
 
+def test_a_part_read_from_its_first_segment_takes_one_request_with_its_header(vault, stored) -> None:
+    reads: list[tuple[str, int, int | None]] = []
+    store = vault.store
+
+    class Counting:
+        def read(self, key, offset=0, length=None):  # type: ignore[no-untyped-def]
+            reads.append((key, offset, length))
+            return store.read(key, offset, length)
+
+    parts = stored.statement.parts
+    whole = b"".join(plaintext_range(Counting(), stored.dek, stored.evidence_id, parts, 0, len(stored.plaintext)))
+    assert whole == stored.plaintext
+    assert reads == [(part.key, 0, part.stored_size) for part in parts if part.size]
+    reads.clear()
+    part = parts[2]  # three full segments: the first two only
+    start = part.offset + 5
+    pieces = plaintext_range(Counting(), stored.dek, stored.evidence_id, parts, start, start + SEGMENT)
+    assert b"".join(pieces) == stored.plaintext[start : start + SEGMENT]
+    assert reads == [(part.key, 0, HEADER + 2 * (SEGMENT + TAG))]
+
+
 def test_a_segment_that_fails_authentication_yields_nothing_of_itself(vault, stored) -> None:
     part = stored.statement.parts[2]
     data = bytearray(vault.store.read_all(part.key))
