@@ -50,12 +50,20 @@ class CustodyLog:
         self._engine = engine
         self.origin = origin
         self.verifier_key = verifier_key(origin, log_public_key)
+        self._known_size = 0
+        """The largest checkpoint size read so far. The log only grows (its tables refuse
+        UPDATE and DELETE), so a proof within it needs no query for the latest checkpoint."""
 
     async def _latest(self, conn: AsyncConnection) -> StoredCheckpoint:
         checkpoint = await repository.latest_checkpoint(conn)
         if checkpoint is None:
             raise NotFound("the log has no checkpoint yet; it is signed when the audit service first starts")
+        self._known_size = max(self._known_size, checkpoint.size)
         return checkpoint
+
+    async def _size_covering(self, conn: AsyncConnection, size: int) -> int:
+        """A checkpointed size of at least ``size`` if the log has one, else the latest size."""
+        return self._known_size if size <= self._known_size else (await self._latest(conn)).size
 
     async def latest_checkpoint(self) -> StoredCheckpoint:
         """The newest signed checkpoint."""
@@ -88,7 +96,7 @@ class CustodyLog:
     async def inclusion(self, index: int, tree_size: int) -> list[bytes]:
         """The inclusion proof of entry ``index`` in the tree of ``tree_size`` entries."""
         async with self._engine.connect() as conn:
-            size = (await self._latest(conn)).size
+            size = await self._size_covering(conn, tree_size)
             if not 1 <= tree_size <= size:
                 raise OutOfRange(f"tree_size {tree_size} is outside 1 to {size}, the latest checkpoint's size")
             if not 0 <= index < tree_size:
@@ -99,7 +107,7 @@ class CustodyLog:
     async def consistency(self, first: int, second: int) -> list[bytes]:
         """The consistency proof from the tree of ``first`` entries to that of ``second``."""
         async with self._engine.connect() as conn:
-            size = (await self._latest(conn)).size
+            size = await self._size_covering(conn, second)
             if not 1 <= second <= size:
                 raise OutOfRange(f"second {second} is outside 1 to {size}, the latest checkpoint's size")
             if not 1 <= first <= second:
