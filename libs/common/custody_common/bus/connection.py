@@ -131,6 +131,7 @@ class PullConsumer:
         """Stop listening, then give back (nak) everything delivered and not finished with,
         oldest first. Naks go out only once no request of ours is open: one sent while a request
         is open may be redelivered into it and lost with the subscription."""
+        await self._await_request_end()
         subscription, self._subscription = self._subscription, None
         if subscription is not None:
             try:
@@ -154,6 +155,23 @@ class PullConsumer:
                 len(given_back),
                 self._name,
             )
+
+    async def _await_request_end(self) -> None:
+        """Keep listening until the open pull request ends (its last message or its status),
+        or its time is up: the server goes on delivering into a request after we stop waiting
+        for it, and what it delivers to an inbox no longer listened to stays unacknowledged,
+        behind newer messages, until the ack wait has passed."""
+        request = self._request
+        if request is None or self._subscription is None:
+            return
+        remaining = request.deadline - asyncio.get_running_loop().time()
+        try:
+            async with asyncio.timeout(max(remaining, 0)):
+                while self._request is request:
+                    self._arrived.clear()
+                    await self._arrived.wait()
+        except TimeoutError:
+            log.debug("a pull request to %s had not ended when the consumer closed", self._name)
 
     async def _ask(self) -> None:
         self._asked += 1
