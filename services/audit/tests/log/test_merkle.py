@@ -4,7 +4,6 @@ every tree hypothesis can think of, and verify (custody_common.merkle) only for 
 
 from __future__ import annotations
 
-import base64
 import json
 from pathlib import Path
 
@@ -29,24 +28,10 @@ from custody_audit.log.merkle import (
     verify_consistency,
     verify_inclusion,
 )
+from tests.support import merkle_vectors as vectors
 
-VECTORS = Path(__file__).resolve().parents[5] / "shared" / "testdata" / "merkle"
 README_LEAVES = [bytes.fromhex(h) for h in ["", "00", "10", "2021", "3031", "40414243",
                                             "5051525354555657", "606162636465666768696a6b6c6d6e6f"]]
-
-
-def _vector_files(kind: str) -> list[Path]:
-    files = sorted((VECTORS / kind).rglob("*.json"))
-    assert files, f"no {kind} vectors under {VECTORS}; the shared test data must sit beside the repository"
-    return files
-
-
-def _b64(value: str | None) -> bytes:
-    return base64.b64decode(value or "")
-
-
-def _proof(values: list[str] | None) -> list[bytes]:
-    return [_b64(v) for v in values or []]
 
 
 # --- reference: RFC 6962 §2.1 written out literally over the leaf hashes -------------------
@@ -98,18 +83,18 @@ def only(stored: dict[NodeId, bytes], wanted: set[NodeId]) -> dict[NodeId, bytes
 def test_happy_vectors_are_the_proofs_we_generate() -> None:
     hashes = [leaf_hash(leaf) for leaf in README_LEAVES]
     stored = stored_nodes(hashes)
-    for path in _vector_files("inclusion"):
+    for path in vectors.vector_files("inclusion"):
         case = json.loads(path.read_text())
-        if case["wantErr"] or case["treeSize"] > len(hashes) or _b64(case["leafHash"]) != hashes[case["leafIdx"]]:
-            continue
         size, index = case["treeSize"], case["leafIdx"]
-        assert inclusion_proof(index, size, stored) == _proof(case["proof"])
-        assert root_hash(size, stored) == _b64(case["root"])
-    for path in _vector_files("consistency"):
-        case = json.loads(path.read_text())
-        if case["wantErr"] or _b64(case["root2"]) != tree_hash(hashes[: case["size2"]]):
+        if case["wantErr"] or size > len(hashes) or vectors.b64(case["leafHash"]) != hashes[index]:
             continue
-        assert consistency_proof(case["size1"], case["size2"], stored) == _proof(case["proof"])
+        assert inclusion_proof(index, size, stored) == vectors.proof(case["proof"])
+        assert root_hash(size, stored) == vectors.b64(case["root"])
+    for path in vectors.vector_files("consistency"):
+        case = json.loads(path.read_text())
+        if case["wantErr"] or vectors.b64(case["root2"]) != tree_hash(hashes[: case["size2"]]):
+            continue
+        assert consistency_proof(case["size1"], case["size2"], stored) == vectors.proof(case["proof"])
 
 
 def test_roots_of_the_readme_table() -> None:
