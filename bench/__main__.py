@@ -28,7 +28,7 @@ from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.deployments import CONFIGURATIONS, EMBEDDED, POSTGRES_S3, Deployment, deployment, s3_server
+from bench.deployments import CONFIGURATIONS, EMBEDDED, POSTGRES_S3, Deployment, deployment
 from bench.figures import Figure, Runs, limit, rate_ratio, time_ratio
 from bench.ingest import measure_ingest, write_input
 from bench.intake_throughput import measure_intake
@@ -38,6 +38,7 @@ from bench.processes import BareServer, describe_use, profiled, resident_memory_
 from bench.report import Run, details, summary, text_table, write_results
 from bench.retrieval_throughput import measure_retrieval
 from custody_client.tus import DEFAULT_CHUNK_SIZE
+from tests.support.s3 import running_s3_server
 
 MIB = 1024 * 1024
 FIGURES = ("ingest", "retrieval", "intake", "ledger")
@@ -96,7 +97,8 @@ def main() -> int:
             source = work / "input.bin"
             write_input(source, args.size_mib * MIB)
             for kind in kinds:
-                s3 = s3_server() if kind == POSTGRES_S3 else None
+                # Entered first, so it is stopped after the buckets on it are removed.
+                s3 = later.enter_context(running_s3_server()) if kind == POSTGRES_S3 else None
                 with deployment(kind, work / kind, later, s3, service_env) as deployed:
                     try:
                         run.figures[kind] = _Session(deployed, source, args).measure()

@@ -143,15 +143,3 @@ def _remove_bucket(server: S3Server, bucket: str) -> None:
             print(f"bench: bucket {bucket} still holds locked versions; it is left behind", flush=True)
             return
         time.sleep(5)
-
-
-def s3_server() -> S3Server:
-    """The S3 server the tests use: ``CUSTODY_TEST_S3_ENDPOINT``, or Ceph RGW on loopback
-    (started when it is not running)."""
-    from tests.support import s3 as s3_support
-
-    endpoint = os.environ.get("CUSTODY_TEST_S3_ENDPOINT")
-    # The test fixture's own functions, so the bench reaches exactly the server the tests do.
-    if endpoint:
-        return s3_support._server_from_environment(endpoint)
-    return s3_support._start_rgw()

@@ -2,11 +2,13 @@
 
 ``CUSTODY_TEST_S3_ENDPOINT`` (with ``CUSTODY_TEST_S3_ACCESS_KEY``, ``CUSTODY_TEST_S3_SECRET_KEY``
 and optionally ``CUSTODY_TEST_S3_REGION``, ``CUSTODY_TEST_S3_SECURE``) names a server to use,
-such as MinIO or AWS. Without it the session starts Ceph RGW on loopback with
-``shared/s3/start-rgw.sh`` beside the repository (idempotent: an RGW already running is reused).
+such as MinIO or AWS. Without it each test session starts a Ceph RGW of its own with
+``shared/s3/start-rgw.sh`` beside the repository: a fresh data folder, free loopback ports, stopped
+and wiped when the session ends, so no run depends on what an earlier one left behind.
 
 Locked objects cannot be deleted, even by tests: buckets that still hold locked versions after a
-test are left behind; everything else a test wrote is removed.
+test are left behind (on a server of the session's own, until the session ends); everything else a
+test wrote is removed.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import fcntl
 import os
 import re
+import socket
 import subprocess
 import tempfile
 import uuid
@@ -33,6 +36,7 @@ from custody_common.objectstore.s3 import S3Store, parse_endpoint
 
 START_RGW = Path(__file__).resolve().parents[3] / "shared" / "s3" / "start-rgw.sh"
 """``shared/`` sits beside the repository, here and in CI."""
+STOP_RGW = START_RGW.with_name("stop-rgw.sh")
 
 _START_TIMEOUT_SECONDS = 900
 
@@ -88,12 +92,10 @@ class S3Bucket:
 
 
 @pytest.fixture(scope="session")
-def s3_server() -> S3Server:
-    """The S3 server of this test session: ``CUSTODY_TEST_S3_ENDPOINT``, or Ceph RGW started on loopback."""
-    endpoint = os.environ.get("CUSTODY_TEST_S3_ENDPOINT")
-    if endpoint:
-        return _server_from_environment(endpoint)
-    return _start_rgw()
+def s3_server() -> Iterator[S3Server]:
+    """The S3 server of this test session: ``CUSTODY_TEST_S3_ENDPOINT``, or a Ceph RGW of its own."""
+    with running_s3_server() as server:
+        yield server
 
 
 @pytest.fixture
@@ -166,14 +168,39 @@ def _server_from_environment(endpoint: str) -> S3Server:
     )
 
 
-def _start_rgw() -> S3Server:
+@contextmanager
+def running_s3_server() -> Iterator[S3Server]:
+    """``CUSTODY_TEST_S3_ENDPOINT``, or a Ceph RGW of this caller's own, started on free loopback
+    ports in a fresh folder and stopped and wiped on exit."""
+    endpoint = os.environ.get("CUSTODY_TEST_S3_ENDPOINT")
+    if endpoint:
+        yield _server_from_environment(endpoint)
+        return
     if not START_RGW.is_file():
         pytest.fail(
             f"no S3 server: {START_RGW} is missing; set CUSTODY_TEST_S3_ENDPOINT or put shared/s3 beside the repository"
         )
-    environment = dict(os.environ)
+    data = Path(tempfile.mkdtemp(prefix="custody-rgw-"))
+    rgw_port, mon_port_v2, mon_port_v1 = _free_ports(3)
+    environment = {
+        **os.environ,
+        "CEPH_RGW_DATA": str(data),
+        "RGW_PORT": str(rgw_port),
+        "MON_PORT_V2": str(mon_port_v2),
+        "MON_PORT_V1": str(mon_port_v1),
+    }
     # Locked objects cannot be deleted and accumulate: keep them on disk, not in RAM.
     environment.setdefault("OBJECTSTORE", "bluestore")
+    try:
+        yield _start_rgw(environment, data)
+    finally:
+        subprocess.run(
+            ["bash", str(STOP_RGW)], env={**environment, "WIPE": "1"}, capture_output=True, timeout=120, check=False
+        )
+
+
+def _start_rgw(environment: dict[str, str], data: Path) -> S3Server:
+    # Only the first start on a machine installs packages; two at once would fight over apt.
     with _machine_wide_lock(Path(tempfile.gettempdir()) / "custody-rgw-start.lock"):
         started = subprocess.run(
             ["bash", str(START_RGW)],
@@ -184,7 +211,9 @@ def _start_rgw() -> S3Server:
             check=False,
         )
     if started.returncode != 0:
-        pytest.fail(f"{START_RGW} failed (exit {started.returncode}):\n{started.stderr[-4000:]}")
+        pytest.fail(
+            f"{START_RGW} failed (exit {started.returncode}):\n{started.stderr[-4000:]}{_log_tails(data / 'log')}"
+        )
     found = {
         name: re.search(rf"^\s*{name}:\s+(\S+)", started.stdout, re.MULTILINE)
         for name in ("endpoint", "access key", "secret key")
@@ -200,6 +229,27 @@ def _start_rgw() -> S3Server:
         region="us-east-1",
         secure=secure,
     )
+
+
+def _log_tails(folder: Path, lines: int = 15) -> str:
+    """The last lines of each daemon's log, since the folder is wiped after a failed start."""
+    tails = []
+    for log in sorted(folder.glob("*.log")):
+        tail = log.read_text(errors="replace").splitlines()[-lines:]
+        tails.append(f"\n--- {log.name}\n" + "\n".join(tail))
+    return "".join(tails)
+
+
+def _free_ports(count: int) -> list[int]:
+    """``count`` distinct TCP ports nothing listens on now."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 @contextmanager
