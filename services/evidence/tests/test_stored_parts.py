@@ -47,41 +47,39 @@ def test_ranges_equal_slices_of_the_original(vault, stored) -> None:
         assert _range(vault, stored, start, end) == stored.plaintext[start:end], (start, end)
 
 
+class CountingStore:
+    """The vault's store, with every read it is asked for noted as (key, offset, length)."""
+
+    def __init__(self, store) -> None:  # type: ignore[no-untyped-def]
+        self.store = store
+        self.reads: list[tuple[str, int, int | None]] = []
+
+    def read(self, key, offset=0, length=None):  # type: ignore[no-untyped-def]
+        self.reads.append((key, offset, length))
+        return self.store.read(key, offset, length)
+
+
 def test_only_the_needed_segments_are_read(vault, stored) -> None:
-    reads: list[tuple[str, int, int | None]] = []
-    store = vault.store
-
-    class Counting:
-        def read(self, key, offset=0, length=None):  # type: ignore[no-untyped-def]
-            reads.append((key, offset, length))
-            return store.read(key, offset, length)
-
+    counting = CountingStore(vault.store)
     part = stored.statement.parts[2]  # three full segments at plaintext offset SEGMENT + 1
     start = part.offset + SEGMENT + 10  # inside the part's segment 1 only
-    pieces = plaintext_range(Counting(), stored.dek, stored.evidence_id, stored.statement.parts, start, start + 100)
+    pieces = plaintext_range(counting, stored.dek, stored.evidence_id, stored.statement.parts, start, start + 100)
     assert b"".join(pieces) == stored.plaintext[start : start + 100]
-    assert reads == [(part.key, 0, HEADER), (part.key, HEADER + SEGMENT + TAG, SEGMENT + TAG)]
+    assert counting.reads == [(part.key, 0, HEADER), (part.key, HEADER + SEGMENT + TAG, SEGMENT + TAG)]
 
 
 def test_a_part_read_from_its_first_segment_takes_one_request_with_its_header(vault, stored) -> None:
-    reads: list[tuple[str, int, int | None]] = []
-    store = vault.store
-
-    class Counting:
-        def read(self, key, offset=0, length=None):  # type: ignore[no-untyped-def]
-            reads.append((key, offset, length))
-            return store.read(key, offset, length)
-
+    counting = CountingStore(vault.store)
     parts = stored.statement.parts
-    whole = b"".join(plaintext_range(Counting(), stored.dek, stored.evidence_id, parts, 0, len(stored.plaintext)))
+    whole = b"".join(plaintext_range(counting, stored.dek, stored.evidence_id, parts, 0, len(stored.plaintext)))
     assert whole == stored.plaintext
-    assert reads == [(part.key, 0, part.stored_size) for part in parts if part.size]
-    reads.clear()
+    assert counting.reads == [(part.key, 0, part.stored_size) for part in parts if part.size]
+    counting.reads.clear()
     part = parts[2]  # three full segments: the first two only
     start = part.offset + 5
-    pieces = plaintext_range(Counting(), stored.dek, stored.evidence_id, parts, start, start + SEGMENT)
+    pieces = plaintext_range(counting, stored.dek, stored.evidence_id, parts, start, start + SEGMENT)
     assert b"".join(pieces) == stored.plaintext[start : start + SEGMENT]
-    assert reads == [(part.key, 0, HEADER + 2 * (SEGMENT + TAG))]
+    assert counting.reads == [(part.key, 0, HEADER + 2 * (SEGMENT + TAG))]
 
 
 def test_a_segment_that_fails_authentication_yields_nothing_of_itself(vault, stored) -> None:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import random
-import tracemalloc
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -13,27 +11,13 @@ import pytest
 
 from custody_common.objectstore import ObjectLocked, ObjectNotFound, ObjectStore
 from custody_common.objectstore.streams import CHUNK_SIZE
+from tests.support.streams import numbered_chunks, sha256_of, traced_memory
 
 MIB = 1024 * 1024
 
 
 class SourceFailed(Exception):
     """Raised by a test's data source midway through an upload."""
-
-
-def numbered_chunks(total: int, chunk_size: int = MIB) -> Iterator[bytes]:
-    """``total`` bytes in chunks whose content differs from chunk to chunk, made one at a time."""
-    for number, start in enumerate(range(0, total, chunk_size)):
-        size = min(chunk_size, total - start)
-        pattern = number.to_bytes(8, "big")
-        yield pattern * (size // 8) + pattern[: size % 8]
-
-
-def sha256_of(chunks: Iterator[bytes]) -> str:
-    digest = hashlib.sha256()
-    for chunk in chunks:
-        digest.update(chunk)
-    return digest.hexdigest()
 
 
 def a_minute_from_now() -> datetime:
@@ -114,15 +98,11 @@ def test_put_replaces_an_unlocked_object(any_store: ObjectStore) -> None:
 
 def test_streaming_put_of_40_mib_keeps_memory_bounded(any_store: ObjectStore) -> None:
     size = 40 * MIB
-    tracemalloc.start()
-    try:
+    with traced_memory() as traced:
         info = any_store.put("large", numbered_chunks(size))
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
 
     assert info.size == size
-    assert peak < 24 * MIB, f"put held {peak / MIB:.1f} MiB for a {size // MIB} MiB stream"
+    assert traced.peak < 24 * MIB, f"put held {traced.peak / MIB:.1f} MiB for a {size // MIB} MiB stream"
     assert any_store.stat("large").size == size
     assert sha256_of(any_store.read("large")) == sha256_of(numbered_chunks(size))
 
@@ -131,18 +111,14 @@ def test_streaming_read_keeps_memory_bounded(any_store: ObjectStore) -> None:
     size = 24 * MIB
     any_store.put("large", numbered_chunks(size))
 
-    tracemalloc.start()
-    try:
+    with traced_memory() as traced:
         read = 0
         for chunk in any_store.read("large"):
             assert len(chunk) <= CHUNK_SIZE
             read += len(chunk)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
 
     assert read == size
-    assert peak < 8 * MIB, f"read held {peak / MIB:.1f} MiB of a {size // MIB} MiB object"
+    assert traced.peak < 8 * MIB, f"read held {traced.peak / MIB:.1f} MiB of a {size // MIB} MiB object"
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import stat
-import tracemalloc
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,6 +12,7 @@ import pytest
 
 from custody_common.objectstore import ObjectLocked, ObjectStoreError, ObjectStoreUnavailable
 from custody_common.objectstore.local import LocalFolderStore
+from tests.support.streams import numbered_chunks, traced_memory
 
 MIB = 1024 * 1024
 T0 = datetime(2030, 5, 1, 12, 0, tzinfo=UTC)
@@ -156,18 +156,10 @@ def test_a_key_and_keys_below_it_cannot_both_exist(tmp_path: Path) -> None:
 def test_streaming_put_holds_about_one_chunk(tmp_path: Path) -> None:
     store = LocalFolderStore(tmp_path)
 
-    def chunks() -> Iterator[bytes]:
-        for number in range(40):
-            yield number.to_bytes(8, "big") * (MIB // 8)
+    with traced_memory() as traced:
+        store.put("large", numbered_chunks(40 * MIB))
 
-    tracemalloc.start()
-    try:
-        store.put("large", chunks())
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-
-    assert peak < 3 * MIB
+    assert traced.peak < 3 * MIB
     assert store.stat("large").size == 40 * MIB
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gc
 import io
 import socket
-import tracemalloc
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -16,20 +15,14 @@ from minio.error import S3Error
 from minio.objectlockconfig import DAYS, ObjectLockConfig
 from minio.retention import COMPLIANCE, Retention
 
-from custody_common.objectstore import ObjectLocked, ObjectNotFound, ObjectStoreError, ObjectStoreUnavailable
+from custody_common.objectstore import ObjectLocked, ObjectStoreError, ObjectStoreUnavailable
 from custody_common.objectstore.s3 import MIN_PART_SIZE, S3Store
 from tests.support.s3 import S3Bucket, S3Server, remove_bucket_unless_locked, unfinished_uploads
+from tests.support.streams import numbered_chunks, traced_memory
 
 MIB = 1024 * 1024
 
 pytestmark = pytest.mark.s3
-
-
-def numbered_chunks(total: int, chunk_size: int = MIB) -> Iterator[bytes]:
-    for number, start in enumerate(range(0, total, chunk_size)):
-        size = min(chunk_size, total - start)
-        pattern = number.to_bytes(8, "big")
-        yield pattern * (size // 8) + pattern[: size % 8]
 
 
 def a_minute_from_now() -> datetime:
@@ -127,30 +120,22 @@ def test_a_failed_multipart_put_leaves_no_unfinished_upload(s3_store: S3Store, s
 def test_multipart_put_memory_follows_the_part_size_not_the_object_size(s3_bucket: S3Bucket) -> None:
     store = s3_bucket.server.store(s3_bucket.name, part_size=MIN_PART_SIZE)
     size = 40 * MIB
-    tracemalloc.start()
-    try:
+    with traced_memory() as traced:
         info = store.put("large", numbered_chunks(size))
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
 
     assert info.size == size
-    assert peak < MIN_PART_SIZE + 3 * MIB, f"put held {peak / MIB:.1f} MiB with 5 MiB parts"
+    assert traced.peak < MIN_PART_SIZE + 3 * MIB, f"put held {traced.peak / MIB:.1f} MiB with 5 MiB parts"
     assert store.stat("large").size == size
 
 
 def test_an_object_smaller_than_a_part_takes_a_buffer_of_its_own_size(s3_bucket: S3Bucket) -> None:
     store = s3_bucket.server.store(s3_bucket.name)  # 16 MiB parts
     size = 6 * MIB
-    tracemalloc.start()
-    try:
+    with traced_memory() as traced:
         info = store.put("small", numbered_chunks(size))
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
 
     assert info.size == size
-    assert peak < size + 3 * MIB, f"put held {peak / MIB:.1f} MiB for a 6 MiB object"
+    assert traced.peak < size + 3 * MIB, f"put held {traced.peak / MIB:.1f} MiB for a 6 MiB object"
 
 
 def test_a_put_lets_go_of_its_buffer_before_the_garbage_collector_runs(s3_bucket: S3Bucket) -> None:
@@ -158,16 +143,14 @@ def test_a_put_lets_go_of_its_buffer_before_the_garbage_collector_runs(s3_bucket
     # cycles, and those keep the frames of put alive until the collector runs.
     store = s3_bucket.server.store(s3_bucket.name, part_size=MIN_PART_SIZE)
     gc.disable()
-    tracemalloc.start()
     try:
-        store.put("whole", numbered_chunks(3 * MIB))
-        store.put("in-parts", numbered_chunks(12 * MIB))
-        held, _ = tracemalloc.get_traced_memory()
+        with traced_memory() as traced:
+            store.put("whole", numbered_chunks(3 * MIB))
+            store.put("in-parts", numbered_chunks(12 * MIB))
     finally:
-        tracemalloc.stop()
         gc.enable()
 
-    assert held < MIB, f"{held / MIB:.1f} MiB still held after two puts returned"
+    assert traced.held < MIB, f"{traced.held / MIB:.1f} MiB still held after two puts returned"
     assert store.read_all("in-parts") == b"".join(numbered_chunks(12 * MIB))
 
 

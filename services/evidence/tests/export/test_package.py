@@ -7,7 +7,6 @@ import hashlib
 import io
 import shutil
 import subprocess
-import tracemalloc
 import zipfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from custody_evidence.export.package import PackageEntry, small, zip_stream
+from tests.support.streams import sha256_of, traced_memory
 
 WHEN = datetime(2025, 5, 1, 10, 30, 12, tzinfo=UTC)
 SEGMENT = 64 * 1024
@@ -90,12 +90,6 @@ def test_an_entry_over_4_gib_gets_zip64_records() -> None:
 
 def test_memory_stays_flat_however_large_the_entry() -> None:
     size = 256 * 1024 * 1024
-    tracemalloc.start()
-    try:
-        digest = hashlib.sha256()
-        for chunk in zip_stream([PackageEntry("files/video.mp4", lambda: _blocks(size), size, compress=False)], WHEN):
-            digest.update(chunk)
-        _current, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert peak < 8 * 1024 * 1024, f"peak {peak / 2**20:.1f} MiB while streaming {size / 2**20:.0f} MiB"
+    with traced_memory() as traced:
+        sha256_of(zip_stream([PackageEntry("files/video.mp4", lambda: _blocks(size), size, compress=False)], WHEN))
+    assert traced.peak < 8 * 1024 * 1024, f"peak {traced.peak / 2**20:.1f} MiB while streaming {size / 2**20:.0f} MiB"
