@@ -1,7 +1,7 @@
 """The two configurations the bench measures, each a whole stack of real service processes:
 the embedded default (SQLite files, a local folder) and PostgreSQL + S3 (a fresh database per
-service on the local PostgreSQL, a fresh bucket with Object Lock on the S3 server the tests use).
-Both share the local NATS under a namespace of their own. Everything is removed afterwards."""
+service on the local PostgreSQL, a fresh bucket with Object Lock on the S3 server the bench was
+given). Both share the local NATS under a namespace of their own. Everything is removed afterwards."""
 
 from __future__ import annotations
 
