@@ -98,7 +98,8 @@ def deployment(
                 cleanup.callback(drop_database, database_urls[service])
             bucket = f"custody-bench-{uuid.uuid4().hex[:16]}"
             s3.store(bucket).ensure_bucket()
-            later.callback(_remove_bucket, s3, bucket)
+            if not s3.private:
+                later.callback(_remove_bucket, s3, bucket)
             store_env = {
                 "CUSTODY_OBJECT_STORE": f"s3://{bucket}",
                 "CUSTODY_S3_ENDPOINT": s3.endpoint,

@@ -51,6 +51,8 @@ class S3Server:
     secret_key: str
     region: str
     secure: bool
+    private: bool = False
+    """Started for its caller alone and wiped when it stops: nothing left on it outlives the run."""
 
     @property
     def url(self) -> str:
@@ -228,6 +230,7 @@ def _start_rgw(environment: dict[str, str], data: Path) -> S3Server:
         secret_key=found["secret key"].group(1),  # type: ignore[union-attr]
         region="us-east-1",
         secure=secure,
+        private=True,
     )
 
 
