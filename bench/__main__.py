@@ -37,7 +37,7 @@ from bench.machine import describe_machine, load_average
 from bench.processes import BareServer, describe_use, profiled, resident_memory_mib
 from bench.report import Run, details, summary, text_table, write_results
 from bench.retrieval_throughput import measure_retrieval
-from custody_client.tus import DEFAULT_CHUNK_SIZE
+from custody_client.tus import MAX_CHUNK_SIZE
 from tests.support.s3 import running_s3_server
 
 MIB = 1024 * 1024
@@ -54,8 +54,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--size-mib", type=int, default=int(os.environ.get("CUSTODY_BENCH_SIZE_MIB", 1024)))
     parser.add_argument("--rounds", type=int, default=int(os.environ.get("CUSTODY_BENCH_ROUNDS", 3)))
     parser.add_argument("--events", type=int, default=int(os.environ.get("CUSTODY_BENCH_EVENTS", 30_000)))
-    parser.add_argument("--patch-mib", type=int, default=DEFAULT_CHUNK_SIZE // MIB,
-                        help="request size of the intake figure (default: what custody submit sends)")
+    parser.add_argument("--patch-mib", type=int, default=MAX_CHUNK_SIZE // MIB,
+                        help="request size of the intake figure (default: the largest PATCH custody submit sends)")
     parser.add_argument("--configuration", choices=CONFIGURATIONS, action="append", help="default: both")
     parser.add_argument("--only", type=lambda v: [f.strip() for f in v.split(",") if f.strip()], default=list(FIGURES),
                         help=f"comma-separated subset of {','.join(FIGURES)}")

@@ -2,11 +2,11 @@
 body (SHA-256) and writes it to the same store.
 
 Both are sent the same bytes by the same plain HTTP sender, in requests of the same size: tus
-PATCHes of the ``custody`` client's chunk size to intake (each becomes one encrypted stored part),
-PUTs of that size to the bare endpoint (each becomes one stored object). The sender works from a
-pattern in memory, so neither side waits for a disk read; the upload's SHA-256 is computed
-before the clock starts. After each intake run the vault's seal of the upload is waited for,
-untimed, so its read pass does not overlap the next measurement.
+PATCHes of the largest chunk the ``custody`` client sends (each becomes one encrypted stored
+part) to intake, PUTs of that size to the bare endpoint (each becomes one stored object). The
+sender works from a pattern in memory, so neither side waits for a disk read; the upload's
+SHA-256 is computed before the clock starts. After each intake run the vault's seal of the
+upload is waited for, untimed, so its read pass does not overlap the next measurement.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from bench.deployments import Deployment
 from bench.figures import Runs
 from bench.ingest import CASE, wait_sealed
 from bench.processes import BareServer, cpu_used, median_use
-from custody_client.tus import DEFAULT_CHUNK_SIZE
+from custody_client.tus import MAX_CHUNK_SIZE
 
 MIB = 1024 * 1024
 _PATTERN = os.urandom(64 * MIB)
@@ -42,7 +42,7 @@ class IntakeResult:
     bare_cpu_seconds: dict[str, float]
 
 
-def measure_intake(deployment: Deployment, bare: BareServer, size: int, rounds: int, request_bytes: int = DEFAULT_CHUNK_SIZE) -> IntakeResult:
+def measure_intake(deployment: Deployment, bare: BareServer, size: int, rounds: int, request_bytes: int = MAX_CHUNK_SIZE) -> IntakeResult:
     """``rounds`` alternating uploads of ``size`` bytes to intake and to the bare endpoint."""
     stack = deployment.stack
     investigator = stack.token("bench-investigator", ["investigator"], [CASE])

@@ -38,7 +38,7 @@ from custody_client.content import (
     tls_context,
 )
 from custody_client.resume import ResumeState, state_folder
-from custody_client.tus import DEFAULT_CHUNK_SIZE, Backoff, TusUploader
+from custody_client.tus import DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, Backoff, TusUploader
 from custody_common.addresses import service_urls
 
 __all__ = [
@@ -155,7 +155,7 @@ class CustodyClient:
         token: str | None,
         *,
         resume: ResumeState | None = None,
-        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        chunk_size: int | None = None,
         backoff: Backoff = Backoff(),
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
@@ -176,7 +176,9 @@ class CustodyClient:
             self._intake,
             f"{intake_url.rstrip('/')}{UPLOADS_PATH}",
             resume=self._resume,
-            chunk_size=chunk_size,
+            # By default PATCHes adapt to the connection; a given size is kept to.
+            chunk_size=chunk_size or DEFAULT_CHUNK_SIZE,
+            max_chunk_size=None if chunk_size else MAX_CHUNK_SIZE,
             backoff=backoff,
             sleep=sleep,
         )

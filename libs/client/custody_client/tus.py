@@ -2,7 +2,10 @@
 
 An upload is created once (``POST`` with ``Upload-Length`` and ``Upload-Metadata``), then
 filled by ``PATCH`` requests of one chunk each, streamed from the file with the chunk's
-SHA-256 in ``Upload-Checksum``. After any failure the uploader asks the server where it
+SHA-256 in ``Upload-Checksum``. Chunks may adapt to the connection: they double while a PATCH
+takes less than half of ``PATCH_SECONDS`` and halve when one takes more than twice that or
+fails, so a fast link sends few large PATCHes and a broken connection costs about
+``PATCH_SECONDS`` of sending again. After any failure the uploader asks the server where it
 stands (``HEAD`` → ``Upload-Offset``) and carries on from there, backing off exponentially
 while the network or the service is down. The upload URL is kept in the resume state, so
 an upload interrupted for good continues on the next run instead of starting over.
@@ -25,7 +28,11 @@ from custody_client.resume import ResumeState, submission_key
 
 TUS_VERSION = "1.0.0"
 DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024
+MAX_CHUNK_SIZE = 32 * 1024 * 1024
+"""Adaptive chunks stop growing here: the client holds a chunk in memory while it sends it."""
 MIN_CHUNK_SIZE = 256 * 1024
+PATCH_SECONDS = 2.0
+"""What an adaptive chunk's PATCH should take."""
 _SLICE = 256 * 1024
 _RETRYABLE = frozenset({408, 423, 429, 500, 502, 503, 504})
 _CHECKSUM_MISMATCH = 460
@@ -112,17 +119,25 @@ class TusUploader:
         *,
         resume: ResumeState | None = None,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
+        max_chunk_size: int | None = None,
         backoff: Backoff = Backoff(),
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """PATCHes start at ``chunk_size`` and, given ``max_chunk_size``, adapt to the connection
+        between ``MIN_CHUNK_SIZE`` and it; without it they keep to ``chunk_size``."""
         if chunk_size < 1:
             raise ValueError("chunk_size must be positive")
+        if max_chunk_size is not None and max_chunk_size < chunk_size:
+            raise ValueError("max_chunk_size must be at least chunk_size")
         self._http = http
         self._endpoint = endpoint
         self._resume = resume
         self._chunk_size = chunk_size
+        self._max_chunk_size = max_chunk_size
         self._backoff = backoff
         self._sleep = sleep
+        self._clock = clock
 
     def upload(
         self,
@@ -223,6 +238,7 @@ class TusUploader:
         with open(path, "rb") as file:
             while offset < size:
                 length = min(chunk_size, size - offset)
+                started = self._clock()
                 file.seek(offset)
                 chunk = file.read(length)
                 if len(chunk) != length:
@@ -246,6 +262,7 @@ class TusUploader:
                             raise _Transient(f"intake moved the offset from {offset} to {accepted}")
                         offset, failures = accepted, 0
                         report(offset, size)
+                        chunk_size = self._adapted(chunk_size, length, self._clock() - started)
                         continue
                     if status == 413 and chunk_size > MIN_CHUNK_SIZE:
                         chunk_size = max(MIN_CHUNK_SIZE, chunk_size // 2)
@@ -259,6 +276,7 @@ class TusUploader:
                     raise error_for(response, "uploading")
                 except _Transient as transient:
                     failures += 1
+                    chunk_size = self._adapted(chunk_size, length, None)
                     self._pause(failures, transient, f"uploading (stopped at {offset} of {size} bytes)")
                     found = self._offset(url, size)
                     if found is None:
@@ -270,6 +288,16 @@ class TusUploader:
                     report(offset, size)
         if size == 0:
             report(0, 0)
+
+    def _adapted(self, chunk_size: int, sent: int, seconds: float | None) -> int:
+        """The next chunk's size after a PATCH of ``sent`` bytes took ``seconds`` (None: it failed)."""
+        if self._max_chunk_size is None:
+            return chunk_size
+        if seconds is None or seconds > PATCH_SECONDS * 2:
+            return max(MIN_CHUNK_SIZE, chunk_size // 2)
+        if sent == chunk_size and seconds < PATCH_SECONDS / 2:
+            return min(self._max_chunk_size, chunk_size * 2)
+        return chunk_size
 
     def _retrying(self, doing: str, request: Callable[[], httpx.Response]) -> httpx.Response:
         failures = 0

@@ -15,7 +15,15 @@ from hypothesis import strategies as st
 
 from custody_client.errors import AuthError, InvalidRequest, NetworkError, NotFound
 from custody_client.resume import ResumeState
-from custody_client.tus import Backoff, TusUploader, chunk_checksum, decode_metadata, encode_metadata
+from custody_client.tus import (
+    MIN_CHUNK_SIZE,
+    PATCH_SECONDS,
+    Backoff,
+    TusUploader,
+    chunk_checksum,
+    decode_metadata,
+    encode_metadata,
+)
 
 ENDPOINT = "http://intake/v1/uploads"
 CHUNK = 64 * 1024
@@ -189,6 +197,59 @@ def test_too_large_chunks_are_halved(tmp_path: Path, tus_server) -> None:
     sizes = [len(p.content) for p in tus_server.patches()]
     assert sizes[:3] == [1024 * 1024, 512 * 1024, 256 * 1024], "refused chunks are halved down to 256 KiB"
     assert sizes[2:] == [256 * 1024] * 4
+
+
+def _adaptive(server, tmp_path: Path, sleeps: list[float], patch_seconds: float, start: int, most: int) -> TusUploader:
+    """An uploader whose every PATCH takes ``patch_seconds`` by its clock."""
+    ticks = iter(range(10_000))
+    http = httpx.Client(transport=httpx.MockTransport(server), base_url="http://intake")
+    return TusUploader(
+        http,
+        ENDPOINT,
+        chunk_size=start,
+        max_chunk_size=most,
+        backoff=Backoff(attempts=5),
+        sleep=sleeps.append,
+        clock=lambda: next(ticks) * patch_seconds,  # read as a PATCH starts and as it ends
+    )
+
+
+def test_adaptive_chunks_double_while_patches_are_quick_up_to_their_ceiling(tmp_path: Path, tus_server) -> None:
+    size = 13 * MIN_CHUNK_SIZE + 5
+    path, sha = _file(tmp_path, size)
+    uploader = _adaptive(tus_server, tmp_path, [], PATCH_SECONDS / 4, MIN_CHUNK_SIZE, 4 * MIN_CHUNK_SIZE)
+    uploader.upload(path, size=size, sha256=sha, metadata={"case": "C"})
+    assert bytes(tus_server.only_upload().data) == path.read_bytes()
+    sizes = [len(p.content) for p in tus_server.patches()]
+    assert sizes == [MIN_CHUNK_SIZE * n for n in (1, 2, 4, 4)] + [2 * MIN_CHUNK_SIZE + 5]
+
+
+def test_adaptive_chunks_keep_their_size_while_patches_take_about_the_target(tmp_path: Path, tus_server) -> None:
+    path, sha = _file(tmp_path, 3 * MIN_CHUNK_SIZE)
+    uploader = _adaptive(tus_server, tmp_path, [], PATCH_SECONDS, MIN_CHUNK_SIZE, 4 * MIN_CHUNK_SIZE)
+    uploader.upload(path, size=3 * MIN_CHUNK_SIZE, sha256=sha, metadata={"case": "C"})
+    assert [len(p.content) for p in tus_server.patches()] == [MIN_CHUNK_SIZE] * 3
+
+
+def test_adaptive_chunks_halve_after_a_slow_patch_down_to_the_minimum(tmp_path: Path, tus_server) -> None:
+    size = 8 * MIN_CHUNK_SIZE
+    path, sha = _file(tmp_path, size)
+    uploader = _adaptive(tus_server, tmp_path, [], 3 * PATCH_SECONDS, 4 * MIN_CHUNK_SIZE, 8 * MIN_CHUNK_SIZE)
+    uploader.upload(path, size=size, sha256=sha, metadata={"case": "C"})
+    assert bytes(tus_server.only_upload().data) == path.read_bytes()
+    sizes = [len(p.content) for p in tus_server.patches()]
+    assert sizes == [MIN_CHUNK_SIZE * n for n in (4, 2, 1, 1)]
+
+
+def test_adaptive_chunks_halve_after_a_failed_patch(tmp_path: Path, tus_server, faults, sleeps) -> None:
+    size = 8 * MIN_CHUNK_SIZE
+    path, sha = _file(tmp_path, size)
+    tus_server.faults.extend([lambda r: None, faults.status(503)])  # POST served, first PATCH refused
+    uploader = _adaptive(tus_server, tmp_path, sleeps, PATCH_SECONDS, 4 * MIN_CHUNK_SIZE, 8 * MIN_CHUNK_SIZE)
+    uploader.upload(path, size=size, sha256=sha, metadata={"case": "C"})
+    assert bytes(tus_server.only_upload().data) == path.read_bytes()
+    sizes = [len(p.content) for p in tus_server.patches()]
+    assert sizes == [4 * MIN_CHUNK_SIZE] + [2 * MIN_CHUNK_SIZE] * 4
 
 
 def test_an_interrupted_upload_resumes_on_the_next_run(tmp_path: Path, tus_server, faults, sleeps) -> None:

@@ -50,7 +50,9 @@ from custody_common.objectstore.streams import CHUNK_SIZE, iter_chunks
 _log = logging.getLogger(__name__)
 
 MIB = 1024 * 1024
-DEFAULT_PART_SIZE = 16 * MIB
+DEFAULT_PART_SIZE = 8 * MIB
+"""What one upload holds in memory. Intake's stored parts reach 32 MiB (the client's largest
+PATCH); sent as 8 MiB parts they take no more memory than 8 MiB PATCHes did."""
 MIN_PART_SIZE = 5 * MIB
 """S3's smallest part, except the last."""
 MAX_PART_SIZE = 5 * 1024 * MIB

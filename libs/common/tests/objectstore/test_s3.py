@@ -129,7 +129,7 @@ def test_multipart_put_memory_follows_the_part_size_not_the_object_size(s3_bucke
 
 
 def test_an_object_smaller_than_a_part_takes_a_buffer_of_its_own_size(s3_bucket: S3Bucket) -> None:
-    store = s3_bucket.server.store(s3_bucket.name)  # 16 MiB parts
+    store = s3_bucket.server.store(s3_bucket.name)  # 8 MiB parts
     size = 6 * MIB
     with traced_memory() as traced:
         info = store.put("small", numbered_chunks(size))
