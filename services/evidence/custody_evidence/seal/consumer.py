@@ -26,9 +26,8 @@ to another sealer (a redelivery would be absorbed, but the work would be done tw
 
 async def run_sealer(sealer: Sealer, js: JetStreamContext, topology: Topology, concurrency: int = 4) -> None:
     """Seal submissions for as long as the service runs."""
-    async for msgs in pull_batches(
-        js, topology.submissions_stream, topology.sealer_consumer, batch=concurrency, timeout=5
-    ):
+    # Pull requests wait 1 s (the default) when idle: stopping waits for the open one to end.
+    async for msgs in pull_batches(js, topology.submissions_stream, topology.sealer_consumer, batch=concurrency):
         await asyncio.gather(*(handle(sealer, msg) for msg in msgs))
 
 
