@@ -97,7 +97,7 @@ def main() -> int:
             source = work / "input.bin"
             write_input(source, args.size_mib * MIB)
             for kind in kinds:
-                # Entered first, so it is stopped after the buckets on it are removed.
+                # Lasts until the run ends; what the bench stored on it is removed before.
                 s3 = later.enter_context(running_s3_server()) if kind == POSTGRES_S3 else None
                 with deployment(kind, work / kind, later, s3, service_env) as deployed:
                     try:
