@@ -18,6 +18,7 @@ import hashlib
 import random
 import time
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -235,20 +236,19 @@ class TusUploader:
     def _transfer(self, path: Path, url: str, offset: int, size: int, report: OffsetCallback) -> None:
         chunk_size = self._chunk_size
         failures = 0
-        with open(path, "rb") as file:
+        with _ChunkReader(path) as reader:
             while offset < size:
                 length = min(chunk_size, size - offset)
                 started = self._clock()
-                file.seek(offset)
-                chunk = file.read(length)
-                if len(chunk) != length:
-                    raise VerificationFailed(f"{path} became shorter while it was being uploaded; submit it again")
+                chunk, checksum = reader.read(offset, length)
+                # Most likely next: the rest after this chunk, in a chunk of the same size.
+                reader.read_ahead(offset + length, min(chunk_size, size - offset - length))
                 headers = {
                     "Tus-Resumable": TUS_VERSION,
                     "Content-Type": "application/offset+octet-stream",
                     "Content-Length": str(length),
                     "Upload-Offset": str(offset),
-                    "Upload-Checksum": chunk_checksum(chunk),
+                    "Upload-Checksum": checksum,
                 }
                 try:
                     try:
@@ -324,6 +324,45 @@ class TusUploader:
         if transient.retry_after is not None:
             delay = min(self._backoff.maximum, max(delay, transient.retry_after))
         self._sleep(delay)
+
+
+class _ChunkReader:
+    """Chunks of a file with their ``Upload-Checksum``, read and hashed in a thread of its own,
+    one chunk ahead: the next chunk is ready when the PATCH of this one ends, instead of the
+    upload waiting for the disk and for SHA-256 between PATCHes."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._file = open(path, "rb")  # noqa: SIM115 — closed by close()
+        # One thread: every read goes through it, so reads never race on the file's position.
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="custody-reader")
+        self._ahead: tuple[int, int, Future[tuple[bytes, str]]] | None = None
+
+    def __enter__(self) -> _ChunkReader:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._thread.shutdown(cancel_futures=True)
+        self._file.close()
+
+    def read(self, offset: int, length: int) -> tuple[bytes, str]:
+        """``length`` bytes at ``offset`` and their checksum."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and ahead[:2] == (offset, length):
+            return ahead[2].result()
+        return self._thread.submit(self._read, offset, length).result()
+
+    def read_ahead(self, offset: int, length: int) -> None:
+        """Start reading what :meth:`read` will probably be asked for next."""
+        if length > 0:
+            self._ahead = (offset, length, self._thread.submit(self._read, offset, length))
+
+    def _read(self, offset: int, length: int) -> tuple[bytes, str]:
+        self._file.seek(offset)
+        chunk = self._file.read(length)
+        if len(chunk) != length:
+            raise VerificationFailed(f"{self._path} became shorter while it was being uploaded; submit it again")
+        return chunk, chunk_checksum(chunk)
 
 
 def _slices(chunk: bytes, offset: int, size: int, report: OffsetCallback) -> Iterator[bytes]:

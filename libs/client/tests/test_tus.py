@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from custody_client.errors import AuthError, InvalidRequest, NetworkError, NotFound
+from custody_client.errors import AuthError, InvalidRequest, NetworkError, NotFound, VerificationFailed
 from custody_client.resume import ResumeState
 from custody_client.tus import (
     MIN_CHUNK_SIZE,
@@ -197,6 +197,19 @@ def test_too_large_chunks_are_halved(tmp_path: Path, tus_server) -> None:
     sizes = [len(p.content) for p in tus_server.patches()]
     assert sizes[:3] == [1024 * 1024, 512 * 1024, 256 * 1024], "refused chunks are halved down to 256 KiB"
     assert sizes[2:] == [256 * 1024] * 4
+
+
+def test_a_file_that_shrinks_during_the_upload_is_refused(tmp_path: Path, tus_server) -> None:
+    path, sha = _file(tmp_path, 3 * CHUNK)
+
+    def shrink(request: httpx.Request) -> None:
+        with open(path, "r+b") as file:
+            file.truncate(CHUNK + CHUNK // 2)
+
+    tus_server.faults.extend([lambda r: None, shrink])  # the file shrinks while its first chunk is sent
+    with pytest.raises(VerificationFailed, match="became shorter while it was being uploaded"):
+        _uploader(tus_server, tmp_path, []).upload(path, size=3 * CHUNK, sha256=sha, metadata={"case": "C"})
+    assert len(tus_server.only_upload().data) < 3 * CHUNK
 
 
 def _adaptive(server, tmp_path: Path, sleeps: list[float], patch_seconds: float, start: int, most: int) -> TusUploader:
