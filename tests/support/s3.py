@@ -4,7 +4,8 @@
 and optionally ``CUSTODY_TEST_S3_REGION``, ``CUSTODY_TEST_S3_SECURE``) names a server to use,
 such as MinIO or AWS. Without it each test session starts a Ceph RGW of its own with
 ``shared/s3/start-rgw.sh`` beside the repository: a fresh data folder, free loopback ports, stopped
-and wiped when the session ends, so no run depends on what an earlier one left behind.
+and wiped when the session ends (or by the next session, if this one was killed), so no run
+depends on what an earlier one left behind.
 
 Locked objects cannot be deleted, even by tests: buckets that still hold locked versions after a
 test are left behind (on a server of the session's own, until the session ends); everything else a
@@ -39,6 +40,8 @@ START_RGW = Path(__file__).resolve().parents[3] / "shared" / "s3" / "start-rgw.s
 STOP_RGW = START_RGW.with_name("stop-rgw.sh")
 
 _START_TIMEOUT_SECONDS = 900
+_OWNER = "owner.pid"
+"""In a private RGW's folder: the process it was started for."""
 
 
 @dataclass(frozen=True)
@@ -182,7 +185,9 @@ def running_s3_server() -> Iterator[S3Server]:
         pytest.fail(
             f"no S3 server: {START_RGW} is missing; set CUSTODY_TEST_S3_ENDPOINT or put shared/s3 beside the repository"
         )
+    remove_abandoned_rgws()
     data = Path(tempfile.mkdtemp(prefix="custody-rgw-"))
+    (data / _OWNER).write_text(str(os.getpid()))
     rgw_port, mon_port_v2, mon_port_v1 = _free_ports(3)
     environment = {
         **os.environ,
@@ -196,9 +201,39 @@ def running_s3_server() -> Iterator[S3Server]:
     try:
         yield _start_rgw(environment, data)
     finally:
-        subprocess.run(
-            ["bash", str(STOP_RGW)], env={**environment, "WIPE": "1"}, capture_output=True, timeout=120, check=False
-        )
+        _stop_and_wipe(data)
+
+
+def remove_abandoned_rgws() -> None:
+    """Stop and wipe the private RGWs of test sessions that ended without doing it (killed, say),
+    so their daemons do not outlive them; those of running sessions are left alone."""
+    for folder in Path(tempfile.gettempdir()).glob("custody-rgw-*"):
+        try:
+            owner = int((folder / _OWNER).read_text())
+        except (OSError, ValueError):
+            continue  # not one of ours, or being set up right now
+        if not _alive(owner):
+            _stop_and_wipe(folder)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # someone else's process
+    return True
+
+
+def _stop_and_wipe(data: Path) -> None:
+    subprocess.run(
+        ["bash", str(STOP_RGW)],
+        env={**os.environ, "CEPH_RGW_DATA": str(data), "WIPE": "1"},
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def _start_rgw(environment: dict[str, str], data: Path) -> S3Server:
