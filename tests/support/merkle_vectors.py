@@ -6,7 +6,9 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 
-VECTORS = Path(__file__).resolve().parents[3] / "shared" / "testdata" / "merkle"
+from tests.support import SHARED
+
+VECTORS = SHARED / "testdata" / "merkle"
 
 
 def vector_files(kind: str) -> list[Path]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import fcntl
 import os
 import re
-import socket
 import subprocess
 import tempfile
 import uuid
@@ -34,9 +33,10 @@ from minio.error import S3Error
 from custody_common.objectstore.base import ObjectStore
 from custody_common.objectstore.local import LocalFolderStore
 from custody_common.objectstore.s3 import S3Store, parse_endpoint
+from tests.support import SHARED
+from tests.support.nats import free_ports
 
-START_RGW = Path(__file__).resolve().parents[3] / "shared" / "s3" / "start-rgw.sh"
-"""``shared/`` sits beside the repository, here and in CI."""
+START_RGW = SHARED / "s3" / "start-rgw.sh"
 STOP_RGW = START_RGW.with_name("stop-rgw.sh")
 
 _START_TIMEOUT_SECONDS = 900
@@ -188,7 +188,7 @@ def running_s3_server() -> Iterator[S3Server]:
     remove_abandoned_rgws()
     data = Path(tempfile.mkdtemp(prefix="custody-rgw-"))
     (data / _OWNER).write_text(str(os.getpid()))
-    rgw_port, mon_port_v2, mon_port_v1 = _free_ports(3)
+    rgw_port, mon_port_v2, mon_port_v1 = free_ports(3)
     environment = {
         **os.environ,
         "CEPH_RGW_DATA": str(data),
@@ -276,18 +276,6 @@ def _log_tails(folder: Path, lines: int = 15) -> str:
         tail = log.read_text(errors="replace").splitlines()[-lines:]
         tails.append(f"\n--- {log.name}\n" + "\n".join(tail))
     return "".join(tails)
-
-
-def _free_ports(count: int) -> list[int]:
-    """``count`` distinct TCP ports nothing listens on now."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 @contextmanager
