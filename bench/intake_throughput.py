@@ -5,7 +5,8 @@ Both are sent the same bytes by the same plain HTTP sender, in requests of the s
 PATCHes of the largest chunk the ``custody`` client sends (each becomes one encrypted stored
 part) to intake, PUTs of that size to the bare endpoint (each becomes one stored object). The
 sender works from a pattern in memory, so neither side waits for a disk read; the upload's
-SHA-256 is computed before the clock starts. After each intake run the vault's seal of the
+SHA-256, and each PATCH's ``Upload-Checksum`` (which ``custody submit`` always sends, and which
+intake checks as the bare endpoint hashes), are computed before the clock starts. After each intake run the vault's seal of the
 upload is waited for, untimed, so its read pass does not overlap the next measurement.
 """
 
@@ -98,6 +99,18 @@ def _send(connection: http.client.HTTPConnection, method: str, path: str, start:
     return response
 
 
+def _pattern_checksum(start: int, length: int) -> str:
+    """``Upload-Checksum`` of the pattern's bytes [start, start+length)."""
+    digest = hashlib.sha256()
+    position = start
+    while position < start + length:
+        offset = position % len(_PATTERN)
+        piece = _PATTERN[offset : offset + min(start + length - position, len(_PATTERN) - offset)]
+        digest.update(piece)
+        position += len(piece)
+    return "sha256 " + base64.b64encode(digest.digest()).decode()
+
+
 def _pattern_sha256(size: int) -> str:
     digest = hashlib.sha256()
     for offset in range(0, size, len(_PATTERN)):
@@ -110,6 +123,7 @@ def _upload_to_intake(url: str, token: str, size: int, sha256: str, request_byte
     metadata = {"case": CASE, "filename": "bench.bin", "sha256": sha256}
     encoded = ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in metadata.items())
     auth = {"Authorization": f"Bearer {token}", "Tus-Resumable": "1.0.0"}
+    checksums = {at: _pattern_checksum(at, min(request_bytes, size - at)) for at in range(0, size, request_bytes)}
     connection = _connection(url)
     try:
         started = time.perf_counter()
@@ -123,7 +137,12 @@ def _upload_to_intake(url: str, token: str, size: int, sha256: str, request_byte
         offset = 0
         while offset < size:
             length = min(request_bytes, size - offset)
-            headers = {**auth, "Upload-Offset": str(offset), "Content-Type": "application/offset+octet-stream"}
+            headers = {
+                **auth,
+                "Upload-Offset": str(offset),
+                "Content-Type": "application/offset+octet-stream",
+                "Upload-Checksum": checksums[offset],
+            }
             answer = _send(connection, "PATCH", path, offset, length, headers)
             if answer.status != 204:
                 raise RuntimeError(f"intake answered {answer.status} to a PATCH at offset {offset}")

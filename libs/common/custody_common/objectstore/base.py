@@ -43,10 +43,14 @@ class ObjectInfo:
 class ObjectStore(Protocol):
     """Where evidence ciphertext and manifests live."""
 
-    def put(self, key: str, data: bytes | BinaryIO | Iterable[bytes]) -> ObjectInfo:
+    def put(self, key: str, data: bytes | BinaryIO | Iterable[bytes], *, size: int | None = None) -> ObjectInfo:
         """Store ``data`` under ``key``, durably and atomically (a reader sees all or nothing).
         Raises ObjectLocked if ``key`` holds a locked object. Memory stays bounded for streams.
-        If ``data`` raises, that exception propagates and nothing becomes visible under ``key``."""
+        If ``data`` raises, that exception propagates and nothing becomes visible under ``key``.
+
+        ``size``, when given, is how many bytes ``data`` holds: a store may then send a stream
+        in one request as it comes instead of buffering it. Should ``data`` hold any other
+        number of bytes, the put fails with ObjectStoreError and nothing becomes visible."""
         ...
 
     def read(self, key: str, offset: int = 0, length: int | None = None) -> Iterator[bytes]:

@@ -36,7 +36,7 @@ from custody_common.objectstore.base import (
 )
 from custody_common.objectstore.keys import validate_key, validate_prefix
 from custody_common.objectstore.retention import retain_until
-from custody_common.objectstore.streams import CHUNK_SIZE, iter_chunks
+from custody_common.objectstore.streams import CHUNK_SIZE, exactly, iter_chunks
 
 _LOCK_RECORDS = ".locks"
 _MUTEX = ".mutex"
@@ -82,11 +82,12 @@ class LocalFolderStore:
     def __repr__(self) -> str:
         return f"LocalFolderStore({str(self._root)!r})"
 
-    def put(self, key: str, data: bytes | BinaryIO | Iterable[bytes]) -> ObjectInfo:
+    def put(self, key: str, data: bytes | BinaryIO | Iterable[bytes], *, size: int | None = None) -> ObjectInfo:
         """Store ``data`` under ``key`` atomically and durably; ObjectLocked if ``key`` is locked."""
         path = self._path(key)
         self._refuse_if_protected(key, self._read_record(key), "overwrite")
-        temp, size = self._write_temporary(path.parent, iter_chunks(data))
+        chunks = iter_chunks(data)
+        temp, written = self._write_temporary(path.parent, chunks if size is None else exactly(chunks, size, key))
         try:
             with self._exclusive():
                 record = self._read_record(key)
@@ -100,7 +101,7 @@ class LocalFolderStore:
         except BaseException:
             temp.unlink(missing_ok=True)
             raise
-        return ObjectInfo(key=key, size=size)
+        return ObjectInfo(key=key, size=written)
 
     def read(self, key: str, offset: int = 0, length: int | None = None) -> Iterator[bytes]:
         """The bytes [offset, offset+length) of ``key`` in chunks of at most 1 MiB.

@@ -9,10 +9,15 @@ delete that version or to shorten its retention, whatever the credentials. Objec
 versions, not keys: S3 would accept a new version on top of a locked one, so ``put`` refuses
 when the current version is retained or held, and reads follow the current version.
 
-Uploads of unknown length are sent as multipart uploads of ``part_size`` bytes, one part at a
-time from one reusable buffer, so memory stays near one part whatever the object's size (and
-near the object's size when it is smaller than a part). An upload that fails is aborted;
-nothing becomes visible under the key unless it completes.
+Uploads of a size given in advance (up to 5 GiB) are streamed as they come in one PutObject,
+without buffering: on RGW every request costs tens of milliseconds, so one request per object
+instead of a multipart upload of several is what makes writes fast (32 MiB objects: about
+200 MiB/s streamed against 55 MiB/s in 8 MiB parts). Such a request carries no checksum of the
+body, since the body is not known when it starts; what reads the object back must check it (the
+vault decrypts and hashes every part it seals). Uploads of unknown length are sent as multipart
+uploads of ``part_size`` bytes, one part at a time from one reusable buffer, so memory stays near
+one part whatever the object's size (and near the object's size when it is smaller than a part).
+An upload that fails is aborted; nothing becomes visible under the key unless it completes.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import os
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import BinaryIO, NoReturn, cast
 
 import certifi
@@ -45,7 +50,7 @@ from custody_common.objectstore.base import (
 )
 from custody_common.objectstore.keys import validate_key, validate_prefix
 from custody_common.objectstore.retention import retain_until
-from custody_common.objectstore.streams import CHUNK_SIZE, iter_chunks
+from custody_common.objectstore.streams import CHUNK_SIZE, exactly, iter_chunks
 
 _log = logging.getLogger(__name__)
 
@@ -57,6 +62,10 @@ MIN_PART_SIZE = 5 * MIB
 """S3's smallest part, except the last."""
 MAX_PART_SIZE = 5 * 1024 * MIB
 MAX_PARTS = 10_000
+MAX_STREAMED_PUT = 5 * 1024 * MIB
+"""S3's largest PutObject."""
+_PRESIGNED_FOR = timedelta(minutes=15)
+"""How long the URL of one streamed PutObject is valid: the server checks it when the request starts."""
 
 _CONTENT_TYPE = "application/octet-stream"
 _NO_LOCK_CONFIGURATION = frozenset({"ObjectLockConfigurationNotFoundError", "NoSuchObjectLockConfiguration"})
@@ -115,18 +124,14 @@ class S3Store:
         self._url = f"{'https' if secure else 'http'}://{host}"
         self._part_size = part_size
 
-        def client(connect: float, read: float, retries: int) -> _CustodyMinio:
+        def client(http: urllib3.PoolManager) -> _CustodyMinio:
             return _CustodyMinio(
-                host,
-                access_key=access_key,
-                secret_key=secret_key,
-                secure=secure,
-                region=region,
-                http_client=_pool(connect, read, retries),
+                host, access_key=access_key, secret_key=secret_key, secure=secure, region=region, http_client=http
             )
 
-        self._client = client(connect_timeout, read_timeout, 3)
-        self._probe = client(min(connect_timeout, 3.0), min(read_timeout, 5.0), 0)
+        self._http = _pool(connect_timeout, read_timeout, 3)
+        self._client = client(self._http)
+        self._probe = client(_pool(min(connect_timeout, 3.0), min(read_timeout, 5.0), 0))
 
     @property
     def bucket(self) -> str:
@@ -180,13 +185,15 @@ class S3Store:
                 "remove it: unfinished uploads must stay deletable, sealed items are locked one by one"
             )
 
-    def put(self, key: str, data: bytes | BinaryIO | Iterable[bytes]) -> ObjectInfo:
+    def put(self, key: str, data: bytes | BinaryIO | Iterable[bytes], *, size: int | None = None) -> ObjectInfo:
         """Store ``data`` under ``key`` as a new version, atomically; ObjectLocked if the current one is locked.
 
         Errors raised by ``data`` itself propagate unchanged, after the upload is aborted.
         """
         validate_key(key)
         self._refuse_if_protected(key, "overwrite")
+        if size is not None and size <= MAX_STREAMED_PUT:
+            return self._put_streamed(key, exactly(iter_chunks(data), size, key), size)
         if isinstance(data, (bytes, bytearray, memoryview)) and memoryview(data).nbytes <= self._part_size:
             body = memoryview(data).cast("B")
             with self._speaking_s3(key, "store"):
@@ -198,6 +205,24 @@ class S3Store:
             return self._put_parts(key, parts)
         finally:
             parts.close()
+
+    def _put_streamed(self, key: str, chunks: Iterator[memoryview], size: int) -> ObjectInfo:
+        """One PutObject of ``size`` bytes sent as ``chunks`` come. Should they fail or fall
+        short, the connection is dropped before the body is complete, and the server keeps nothing."""
+        with self._speaking_s3(key, "store"):
+            url = self._client.get_presigned_url("PUT", self._bucket, key, expires=_PRESIGNED_FOR)
+            # No retries: the body is a stream and cannot be sent twice.
+            response = self._http.request(
+                "PUT",
+                url,
+                body=chunks,
+                headers={"Content-Length": str(size), "Content-Type": _CONTENT_TYPE},
+                retries=False,
+                redirect=False,
+            )
+            if response.status != 200:
+                raise _error_of(response)
+        return ObjectInfo(key=key, size=size, version_id=response.headers.get("x-amz-version-id"))
 
     def _put_parts(self, key: str, parts: _Parts) -> ObjectInfo:
         first = parts.next()
@@ -538,6 +563,16 @@ class _CustodyMinio(Minio):
                 return None
             raise
         return response.data.decode()
+
+
+def _error_of(response: BaseHTTPResponse) -> S3Error | ServerError:
+    """The error an S3 answer other than 200 carries."""
+    try:
+        return S3Error.fromxml(response)
+    except (ElementTree.ParseError, UnicodeDecodeError):
+        if response.status >= 500:
+            return ServerError(f"HTTP {response.status} without an error document", response.status)
+        return S3Error(response, f"HTTP {response.status}", "no error document", None, None, None)
 
 
 def _pool(connect_timeout: float, read_timeout: float, retries: int) -> urllib3.PoolManager:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
+from custody_common.objectstore.base import ObjectStoreError
+
 CHUNK_SIZE = 1024 * 1024
 """How much one read from a file-like source or from a stored object asks for."""
 
@@ -35,6 +37,19 @@ def iter_chunks(data: bytes | BinaryIO | Iterable[bytes]) -> Iterator[memoryview
             yield view
         # Let go of this chunk before the source makes the next one: memory holds one, not two.
         del chunk, view
+
+
+def exactly(chunks: Iterator[memoryview], size: int, key: str) -> Iterator[memoryview]:
+    """``chunks``, which must hold ``size`` bytes: ObjectStoreError instead of a chunk that goes
+    past them, or instead of ending short of them, so a request sending them never completes."""
+    sent = 0
+    for chunk in chunks:
+        sent += chunk.nbytes
+        if sent > size:
+            raise ObjectStoreError(f"the data for {key!r} holds more than the {size} bytes announced")
+        yield chunk
+    if sent != size:
+        raise ObjectStoreError(f"the data for {key!r} holds {sent} bytes, not the {size} announced")
 
 
 def _as_byte_view(chunk: object) -> memoryview:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from custody_common.objectstore import ObjectLocked, ObjectNotFound, ObjectStore
+from custody_common.objectstore import ObjectLocked, ObjectNotFound, ObjectStore, ObjectStoreError
 from custody_common.objectstore.streams import CHUNK_SIZE
 from tests.support.streams import numbered_chunks, sha256_of, traced_memory
 
@@ -179,8 +179,31 @@ def test_reading_a_missing_object_fails_at_once(any_store: ObjectStore) -> None:
         any_store.stat("missing")
 
 
+def test_a_put_of_announced_size_is_stored_without_a_buffer(any_store: ObjectStore) -> None:
+    size = 40 * MIB
+    with traced_memory() as traced:
+        info = any_store.put("large", numbered_chunks(size), size=size)
+
+    assert info.size == size
+    assert traced.peak < 4 * MIB, f"put held {traced.peak / MIB:.1f} MiB of a {size // MIB} MiB stream of known size"
+    assert sha256_of(any_store.read("large")) == sha256_of(numbered_chunks(size))
+
+
+@pytest.mark.parametrize("held", [MIB - 1, MIB + 1, 0])
+def test_a_put_whose_data_differs_from_its_announced_size_stores_nothing(any_store: ObjectStore, held: int) -> None:
+    with pytest.raises(ObjectStoreError, match="announced"):
+        any_store.put("evidence/c/parts/000001", numbered_chunks(held), size=MIB)
+
+    with pytest.raises(ObjectNotFound):
+        any_store.stat("evidence/c/parts/000001")
+    assert list(any_store.list("")) == []
+
+
+@pytest.mark.parametrize("announced", [False, True], ids=["size unknown", "size announced"])
 @pytest.mark.parametrize("before_failure", [10, 20 * MIB])
-def test_a_put_whose_source_fails_leaves_no_object(any_store: ObjectStore, before_failure: int) -> None:
+def test_a_put_whose_source_fails_leaves_no_object(
+    any_store: ObjectStore, before_failure: int, announced: bool
+) -> None:
     failure = SourceFailed("the investigator's connection dropped")
 
     def failing_source() -> Iterator[bytes]:
@@ -188,7 +211,7 @@ def test_a_put_whose_source_fails_leaves_no_object(any_store: ObjectStore, befor
         raise failure
 
     with pytest.raises(SourceFailed) as raised:
-        any_store.put("evidence/c/parts/000001", failing_source())
+        any_store.put("evidence/c/parts/000001", failing_source(), size=32 * MIB if announced else None)
 
     assert raised.value is failure
     with pytest.raises(ObjectNotFound):

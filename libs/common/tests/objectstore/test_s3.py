@@ -154,7 +154,7 @@ def test_a_put_lets_go_of_its_buffer_before_the_garbage_collector_runs(s3_bucket
     assert store.read_all("in-parts") == b"".join(numbered_chunks(12 * MIB))
 
 
-def test_every_upload_request_carries_a_content_md5(s3_bucket: S3Bucket) -> None:
+def test_every_buffered_upload_request_carries_a_content_md5(s3_bucket: S3Bucket) -> None:
     store = s3_bucket.server.store(s3_bucket.name, part_size=MIN_PART_SIZE)
     trace = io.StringIO()
     store._client.trace_on(trace)  # the SDK's request trace, to see the headers sent

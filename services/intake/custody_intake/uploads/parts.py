@@ -5,7 +5,9 @@ The event loop receives the body and hands it, in blocks of :data:`BLOCK` bytes,
 thread through a queue at most :data:`DEPTH` blocks deep; the thread encrypts (STREAM,
 :class:`~custody_common.crypto.stream.PartEncryptor`), checks the ``Upload-Checksum`` and feeds
 the blocking ``ObjectStore.put``. A part that is abandoned or whose checksum fails makes the
-``put`` fail, and the store then keeps nothing of it.
+``put`` fail, and the store then keeps nothing of it. When the PATCH's length is known and it is
+kept whole or not at all (it carries a checksum), the store is told the part's size, so an S3
+server receives it as one streamed request.
 """
 
 from __future__ import annotations
@@ -49,7 +51,10 @@ class PartWriter:
         dek: bytes,
         limit: int,
         checksum: Checksum | None,
+        size: int | None = None,
     ) -> None:
+        """``limit``: the most plaintext the part may take; ``size``: the plaintext it will hold,
+        when known in advance (then a body of any other length stores nothing)."""
         self._store = store
         self._executor = executor
         self._evidence_id = evidence_id
@@ -58,6 +63,7 @@ class PartWriter:
         self._dek = dek
         self._limit = limit
         self._checksum = checksum
+        self._stored_size = None if size is None else ciphertext_size(size)
         self._hasher = checksum.hasher() if checksum else None
         self._blocks: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._slots = asyncio.Semaphore(DEPTH)
@@ -143,7 +149,7 @@ class PartWriter:
             ) from exc
 
     def _store_part(self) -> ObjectInfo:
-        return self._store.put(self.key, self._ciphertext())
+        return self._store.put(self.key, self._ciphertext(), size=self._stored_size)
 
     def _ciphertext(self):  # type: ignore[no-untyped-def]
         encryptor = PartEncryptor(self._dek, self._evidence_id, self._offset)

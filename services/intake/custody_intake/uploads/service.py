@@ -216,6 +216,8 @@ class UploadService:
                 dek=dek,
                 limit=remaining,
                 checksum=checksum,
+                # All or nothing with a checksum, so the part may be streamed at its known size.
+                size=content_length if checksum is not None else None,
             )
             stored = await self._receive(lock, writer, body, checksum)
             if stored is None:
