@@ -20,7 +20,7 @@ from custody_audit.log.checkpoint import verify_checkpoint
 from custody_common.bus import Topology
 from custody_common.events import canonical
 from custody_common.ids import uuid7
-from tests.support.nats import NATS_URL, free_port
+from tests.support.nats import NATS_URL, free_ports
 
 CLI = Path(sys.executable).parent / "custody-audit"
 PATIENCE = 60  # a safety net against hangs, never a timing assertion
@@ -92,7 +92,7 @@ async def _shorten_ack_wait(settings) -> None:  # type: ignore[no-untyped-def]
 async def test_audit_processes_serve_hand_over_and_verify(settings, signed) -> None:
     settings.home.mkdir(parents=True, exist_ok=True)
     await _shorten_ack_wait(settings)
-    first_port, second_port = free_port(), free_port()
+    first_port, second_port = free_ports(2)
     first = _start(settings, first_port)
     second = None
     try:
