@@ -6,8 +6,9 @@ PATCHes of the largest chunk the ``custody`` client sends (each becomes one encr
 part) to intake, PUTs of that size to the bare endpoint (each becomes one stored object). The
 sender works from a pattern in memory, so neither side waits for a disk read; the upload's
 SHA-256, and each PATCH's ``Upload-Checksum`` (which ``custody submit`` always sends, and which
-intake checks as the bare endpoint hashes), are computed before the clock starts. After each intake run the vault's seal of the
-upload is waited for, untimed, so its read pass does not overlap the next measurement.
+intake checks as the bare endpoint hashes), are computed before the clock starts. After each
+intake run the vault's seal of the upload is waited for, untimed, so its read pass does not
+overlap the next measurement.
 """
 
 from __future__ import annotations

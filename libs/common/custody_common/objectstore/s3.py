@@ -192,15 +192,18 @@ class S3Store:
         """
         validate_key(key)
         self._refuse_if_protected(key, "overwrite")
-        if size is not None and size <= MAX_STREAMED_PUT:
-            return self._put_streamed(key, exactly(iter_chunks(data), size, key), size)
-        if isinstance(data, (bytes, bytearray, memoryview)) and memoryview(data).nbytes <= self._part_size:
+        chunks = iter_chunks(data)
+        if size is not None:
+            chunks = exactly(chunks, size, key)
+            if size <= MAX_STREAMED_PUT:
+                return self._put_streamed(key, chunks, size)
+        elif isinstance(data, (bytes, bytearray, memoryview)) and memoryview(data).nbytes <= self._part_size:
             body = memoryview(data).cast("B")
             with self._speaking_s3(key, "store"):
                 written = self._client.put_whole(self._bucket, key, body)
             return ObjectInfo(key=key, size=body.nbytes, version_id=written.version_id)
 
-        parts = _Parts(iter_chunks(data), self._part_size)
+        parts = _Parts(chunks, self._part_size)
         try:
             return self._put_parts(key, parts)
         finally:
