@@ -29,8 +29,9 @@ from custody_client.resume import ResumeState, submission_key
 
 TUS_VERSION = "1.0.0"
 DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024
-MAX_CHUNK_SIZE = 32 * 1024 * 1024
-"""Adaptive chunks stop growing here: the client holds a chunk in memory while it sends it."""
+MAX_CHUNK_SIZE = 64 * 1024 * 1024
+"""Adaptive chunks stop growing here: the client holds a chunk in memory while it sends it, and
+reads the next one ahead. (Intake holds a few MiB of either, whatever its size.)"""
 MIN_CHUNK_SIZE = 256 * 1024
 PATCH_SECONDS = 2.0
 """What an adaptive chunk's PATCH should take."""

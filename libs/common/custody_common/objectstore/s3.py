@@ -56,8 +56,8 @@ _log = logging.getLogger(__name__)
 
 MIB = 1024 * 1024
 DEFAULT_PART_SIZE = 8 * MIB
-"""What one upload holds in memory. Intake's stored parts reach 32 MiB (the client's largest
-PATCH); sent as 8 MiB parts they take no more memory than 8 MiB PATCHes did."""
+"""What one upload of unknown length holds in memory (intake's parts of PATCHes without a
+checksum, the web app's): sent as 8 MiB parts, a large PATCH takes no more than an 8 MiB one."""
 MIN_PART_SIZE = 5 * MIB
 """S3's smallest part, except the last."""
 MAX_PART_SIZE = 5 * 1024 * MIB
