@@ -19,6 +19,7 @@ import http.client
 import os
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -82,19 +83,25 @@ def _connection(url: str) -> http.client.HTTPConnection:
     return http.client.HTTPConnection(parts.hostname, parts.port, timeout=600)
 
 
+def _pattern(start: int, length: int) -> Iterator[memoryview]:
+    """The pattern's bytes [start, start+length), repeated as far as needed, at most 1 MiB a piece."""
+    view = memoryview(_PATTERN)
+    position = start
+    while position < start + length:
+        offset = position % len(_PATTERN)
+        piece = view[offset : offset + min(MIB, start + length - position, len(_PATTERN) - offset)]
+        yield piece
+        position += len(piece)
+
+
 def _send(connection: http.client.HTTPConnection, method: str, path: str, start: int, length: int, headers: dict[str, str]) -> http.client.HTTPResponse:
     """Send the pattern's bytes [start, start+length) as one request body, 1 MiB per write."""
     connection.putrequest(method, path)
     for name, value in {**headers, "Content-Length": str(length)}.items():
         connection.putheader(name, value)
     connection.endheaders()
-    view = memoryview(_PATTERN)
-    position = start
-    while position < start + length:
-        offset = position % len(_PATTERN)
-        piece = view[offset : offset + min(MIB, start + length - position, len(_PATTERN) - offset)]
+    for piece in _pattern(start, length):
         connection.send(piece)
-        position += len(piece)
     response = connection.getresponse()
     response.read()
     return response
@@ -103,19 +110,15 @@ def _send(connection: http.client.HTTPConnection, method: str, path: str, start:
 def _pattern_checksum(start: int, length: int) -> str:
     """``Upload-Checksum`` of the pattern's bytes [start, start+length)."""
     digest = hashlib.sha256()
-    position = start
-    while position < start + length:
-        offset = position % len(_PATTERN)
-        piece = _PATTERN[offset : offset + min(start + length - position, len(_PATTERN) - offset)]
+    for piece in _pattern(start, length):
         digest.update(piece)
-        position += len(piece)
     return "sha256 " + base64.b64encode(digest.digest()).decode()
 
 
 def _pattern_sha256(size: int) -> str:
     digest = hashlib.sha256()
-    for offset in range(0, size, len(_PATTERN)):
-        digest.update(_PATTERN[: min(len(_PATTERN), size - offset)])
+    for piece in _pattern(0, size):
+        digest.update(piece)
     return digest.hexdigest()
 
 
