@@ -5,9 +5,7 @@ a download. httpx still carries it where a transport is given (tests) or a proxy
 
 from __future__ import annotations
 
-import contextlib
 import http.client
-import os
 import queue
 import ssl
 import threading
@@ -19,9 +17,9 @@ from typing import BinaryIO, Protocol
 
 import httpx
 
+from custody_common.pagecache import DropBehind
+
 READ_SIZE = 1024 * 1024
-WRITEBACK_STEP = 8 * 1024 * 1024
-"""Bytes written between two requests that the disk start writing back what the file has so far."""
 
 
 class Content(Protocol):
@@ -148,17 +146,17 @@ class BackgroundWriter:
     much CPU as receiving and hashing together. ``seek`` and ``truncate`` wait for what is queued;
     a failed write is raised by the next call.
 
-    Every :data:`WRITEBACK_STEP` the disk is asked to start writing back what was written, so the
-    caller's fsync at the end waits for the last few MiB rather than the whole file. (The pages
-    stay cached: still dirty when advised, they are not dropped.)"""
+    What it has written goes to writeback as it goes and leaves the page cache once on disk
+    (:class:`~custody_common.pagecache.DropBehind`), so the caller's fsync at the end waits for
+    the last few MiB rather than the whole file, and the cache does not grow by the file's size."""
 
     def __init__(self, file: BinaryIO, depth: int = 8) -> None:
         self._file = file
         self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None
-        self._fd = _descriptor(file)
-        self._offset = 0  # where the next write lands
-        self._handed = 0  # bytes before it were handed to writeback
+        fd = _descriptor(file)
+        self._fd = fd
+        self._behind = None if fd is None else DropBehind(fd)
         self._thread = threading.Thread(target=self._run, name="custody-writer", daemon=True)
         self._thread.start()
 
@@ -170,21 +168,12 @@ class BackgroundWriter:
                     return
                 if self._error is None:
                     self._file.write(data)
-                    self._offset += len(data)
-                    if self._offset - self._handed >= WRITEBACK_STEP:
-                        self._start_writeback()
+                    if self._behind is not None:
+                        self._behind.passed(len(data))
             except BaseException as exc:  # noqa: BLE001 — handed to the caller
                 self._error = exc
             finally:
                 self._queue.task_done()
-
-    def _start_writeback(self) -> None:
-        if self._fd is not None and hasattr(os, "posix_fadvise"):
-            self._file.flush()
-            # DONTNEED starts writeback of the dirty range without waiting for it; only advice
-            with contextlib.suppress(OSError):
-                os.posix_fadvise(self._fd, self._handed, self._offset - self._handed, os.POSIX_FADV_DONTNEED)
-        self._handed = self._offset
 
     def _raise(self) -> None:
         if self._error is not None:
@@ -199,7 +188,8 @@ class BackgroundWriter:
         self._queue.join()
         self._raise()
         self._file.seek(offset)
-        self._offset = self._handed = offset
+        if self._fd is not None:
+            self._behind = DropBehind(self._fd, offset)
 
     def truncate(self) -> None:
         self._queue.join()

@@ -19,10 +19,12 @@ from pathlib import Path
 import pytest
 
 from custody_client.api import CustodyClient
-from custody_client.content import WRITEBACK_STEP, BackgroundWriter, direct_connections_possible, tls_context
+from custody_client.content import BackgroundWriter, direct_connections_possible, tls_context
 from custody_client.errors import NotFound, VerificationFailed
 from custody_client.resume import ResumeState
 from custody_client.tus import Backoff
+from custody_common.pagecache import STEP
+from tests.support.pagecache import recorded_advice
 
 
 class _Vault:
@@ -140,9 +142,8 @@ def test_a_proxy_in_the_environment_sends_downloads_through_httpx(monkeypatch) -
 
 
 def test_the_writer_hands_what_it_wrote_to_writeback_as_it_goes(monkeypatch, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    handed: list[tuple[int, int]] = []
-    monkeypatch.setattr(os, "posix_fadvise", lambda fd, offset, length, advice: handed.append((offset, length)))
-    piece = WRITEBACK_STEP // 4 + 1
+    advised = recorded_advice(monkeypatch)
+    piece = STEP // 4 + 1
     pieces = [bytes([n]) * piece for n in range(10)]
     with open(tmp_path / "item.bin", "wb") as file:
         writer = BackgroundWriter(file)
@@ -153,19 +154,19 @@ def test_the_writer_hands_what_it_wrote_to_writeback_as_it_goes(monkeypatch, tmp
             writer.write(memoryview(data))
         writer.close()
     assert (tmp_path / "item.bin").read_bytes() == b"".join(pieces)
-    # contiguous from the start, each at least a step, all of it but the last few MiB
-    assert [offset for offset, _ in handed] == [0, *(offset + length for offset, length in handed[:-1])]
-    assert all(length >= WRITEBACK_STEP for _, length in handed)
-    assert sum(length for _, length in handed) > len(pieces) * piece - WRITEBACK_STEP
+    # from the start (after the seek), each range ending further on, up to the last few MiB
+    assert advised[0][0] == 0
+    assert [end for _, end in advised] == sorted({end for _, end in advised})
+    assert advised[-1][1] > len(pieces) * piece - STEP
 
 
 def test_the_writer_writes_to_a_file_without_a_descriptor() -> None:
     buffer = io.BytesIO()
     writer = BackgroundWriter(buffer)
     for _ in range(3):
-        writer.write(b"x" * (WRITEBACK_STEP // 2))
+        writer.write(b"x" * (STEP // 2))
     writer.close()
-    assert buffer.getvalue() == b"x" * (3 * WRITEBACK_STEP // 2)
+    assert buffer.getvalue() == b"x" * (3 * STEP // 2)
 
 
 def test_without_https_no_certificate_is_trusted_and_with_it_the_system_s_authorities_are() -> None:

@@ -37,6 +37,7 @@ from custody_common.objectstore.base import (
 from custody_common.objectstore.keys import validate_key, validate_prefix
 from custody_common.objectstore.retention import retain_until
 from custody_common.objectstore.streams import CHUNK_SIZE, exactly, iter_chunks
+from custody_common.pagecache import DropBehind
 
 _LOCK_RECORDS = ".locks"
 _MUTEX = ".mutex"
@@ -309,13 +310,16 @@ class LocalFolderStore:
         size = 0
         try:
             with os.fdopen(fd, "wb") as file:
+                behind = DropBehind(fd)
                 for chunk in chunks:
                     with self._filesystem(f"write into {folder}"):
                         file.write(chunk)
                     size += chunk.nbytes
+                    behind.passed(chunk.nbytes)
                 with self._filesystem(f"write into {folder}"):
                     file.flush()
                     os.fsync(file.fileno())
+                behind.finish()
         except BaseException:
             temp.unlink(missing_ok=True)
             raise
@@ -324,13 +328,16 @@ class LocalFolderStore:
     def _chunks(self, key: str, file: BinaryIO, offset: int, end: int) -> Iterator[bytes]:
         with file:
             file.seek(offset)
+            behind = DropBehind(file.fileno(), offset)
             remaining = end - offset
             while remaining > 0:
                 chunk = file.read(min(CHUNK_SIZE, remaining))
                 if not chunk:
                     raise ObjectStoreError(f"{key!r} became shorter while it was read; inspect {self._root}")
                 remaining -= len(chunk)
+                behind.passed(len(chunk))
                 yield chunk
+            behind.finish()
 
     def _make_folders(self, folder: Path) -> None:
         """Create ``folder`` and its missing parents, making each creation durable."""

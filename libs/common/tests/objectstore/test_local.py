@@ -12,7 +12,8 @@ import pytest
 
 from custody_common.objectstore import ObjectLocked, ObjectStoreError, ObjectStoreUnavailable
 from custody_common.objectstore.local import LocalFolderStore
-from tests.support.streams import numbered_chunks, traced_memory
+from tests.support.pagecache import resident_bytes
+from tests.support.streams import numbered_chunks, sha256_of, traced_memory
 
 MIB = 1024 * 1024
 T0 = datetime(2030, 5, 1, 12, 0, tzinfo=UTC)
@@ -161,6 +162,19 @@ def test_streaming_put_holds_about_one_chunk(tmp_path: Path) -> None:
 
     assert traced.peak < 3 * MIB
     assert store.stat("large").size == 40 * MIB
+
+
+def test_objects_written_and_read_do_not_stay_in_the_page_cache(tmp_path: Path) -> None:
+    store = LocalFolderStore(tmp_path)
+    store.put("large", numbered_chunks(24 * MIB))
+    assert resident_bytes(tmp_path / "large") == 0
+
+    with open(tmp_path / "large", "rb") as file:  # read the plain way, the file is cached again
+        while file.read(MIB):
+            pass
+    assert resident_bytes(tmp_path / "large") == 24 * MIB
+    assert sha256_of(store.read("large")) == sha256_of(numbered_chunks(24 * MIB))
+    assert resident_bytes(tmp_path / "large") == 0
 
 
 def test_check_fails_when_the_root_is_gone(tmp_path: Path) -> None:
