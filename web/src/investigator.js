@@ -1,10 +1,12 @@
 // The investigator's page: pick files, declare the case and what is known about them, and
-// submit each with the tus protocol after hashing it here; follow each until sealed.
+// submit each with the tus protocol after hashing it here (and each chunk as it is sent); follow
+// each until sealed.
 
 import { createSHA256 } from "hash-wasm";
 import * as tus from "tus-js-client";
 
 import { ApiError, baseUrl, call, currentToken, describeFailure, sentenceOf } from "./api.js";
+import { ChecksummedHttpStack } from "./checksum.js";
 import { bytes, field, h, message, replace } from "./dom.js";
 import { ResumeStorage, forgetSubmissions, rememberSubmission, rememberedSubmissions, resumeFingerprint } from "./resume.js";
 
@@ -200,6 +202,7 @@ class Submission {
       const upload = new tus.Upload(this.file, {
         endpoint,
         chunkSize: CHUNK_SIZE,
+        httpStack: new ChecksummedHttpStack(),
         retryDelays: RETRY_DELAYS,
         metadata: declared,
         fingerprint: () => Promise.resolve(fingerprint),
@@ -213,7 +216,8 @@ class Submission {
         onShouldRetry: (err) => {
           if (!navigator.onLine) return false; // waits for the "online" event instead
           const status = err?.originalResponse?.getStatus() ?? 0;
-          return status === 0 || status === 409 || status === 423 || status === 429 || status >= 500;
+          // 460: intake refused a chunk damaged on the way and kept none of it; sent again as it is
+          return status === 0 || status === 409 || status === 423 || status === 429 || status === 460 || status >= 500;
         },
         onUploadUrlAvailable: () => {
           const id = evidenceIdOf(upload.url);
