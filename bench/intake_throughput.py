@@ -5,8 +5,9 @@ Both are sent the same bytes by the same plain HTTP sender, in requests of the s
 PATCHes of the largest chunk the ``custody`` client sends (each becomes one encrypted stored
 part) to intake, PUTs of that size to the bare endpoint (each becomes one stored object). The
 sender works from a pattern in memory, so neither side waits for a disk read; the upload's
-SHA-256, and each PATCH's ``Upload-Checksum`` (which ``custody submit`` always sends, and which
-intake checks as the bare endpoint hashes), are computed before the clock starts. After each
+SHA-256, and each PATCH's ``Upload-Checksum`` (the CRC-32 that ``custody submit`` always sends,
+and which intake checks while the bare endpoint computes SHA-256), are computed before the clock
+starts. After each
 intake run the vault's seal of the upload is waited for, untimed, so its read pass does not
 overlap the next measurement.
 """
@@ -27,7 +28,7 @@ from bench.deployments import Deployment
 from bench.figures import Runs
 from bench.ingest import CASE, wait_sealed
 from bench.processes import BareServer, cpu_used, median_use
-from custody_client.tus import MAX_CHUNK_SIZE
+from custody_client.tus import MAX_CHUNK_SIZE, chunk_checksum
 
 MIB = 1024 * 1024
 _PATTERN = os.urandom(64 * MIB)
@@ -108,11 +109,8 @@ def _send(connection: http.client.HTTPConnection, method: str, path: str, start:
 
 
 def _pattern_checksum(start: int, length: int) -> str:
-    """``Upload-Checksum`` of the pattern's bytes [start, start+length)."""
-    digest = hashlib.sha256()
-    for piece in _pattern(start, length):
-        digest.update(piece)
-    return "sha256 " + base64.b64encode(digest.digest()).decode()
+    """``Upload-Checksum`` of the pattern's bytes [start, start+length), as ``custody submit`` makes it."""
+    return chunk_checksum(b"".join(_pattern(start, length)))
 
 
 def _pattern_sha256(size: int) -> str:

@@ -1,4 +1,4 @@
-"""Each PATCH the web app sends carries the SHA-256 of its chunk (``Upload-Checksum``); a chunk
+"""Each PATCH the web app sends carries the CRC-32 of its chunk (``Upload-Checksum``); a chunk
 that reaches intake damaged — here, one whose checksum is altered on the way — is refused, kept
 nowhere, and sent again, and the file is sealed whole."""
 
@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import zlib
 from pathlib import Path
 
 from playwright.sync_api import Page, Response, Route, expect
@@ -21,7 +22,7 @@ CASE = "UA-2024-019"
 
 
 def _checksum(data: bytes) -> str:
-    return "sha256 " + base64.b64encode(hashlib.sha256(data).digest()).decode()
+    return "crc32 " + base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
 
 
 def test_every_chunk_carries_its_checksum_and_a_damaged_one_is_sent_again(

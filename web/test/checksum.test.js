@@ -1,8 +1,9 @@
-// The checksum each PATCH of the web app carries, against Node's own SHA-256.
+// The checksum each PATCH of the web app carries, against Node's own CRC-32 (zlib's).
 
 import assert from "node:assert/strict";
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { test } from "node:test";
+import { crc32 } from "node:zlib";
 
 import { ChecksummedHttpStack, chunkChecksum } from "../src/checksum.js";
 
@@ -32,11 +33,18 @@ class RecordingStack {
   }
 }
 
-test("a chunk's checksum is the standard base64 of its SHA-256", async () => {
+/** What intake expects: `crc32 ` and the standard base64 of the CRC-32's 4 bytes, big-endian. */
+function expected(bytes) {
+  const value = Buffer.alloc(4);
+  value.writeUInt32BE(crc32(bytes));
+  return `crc32 ${value.toString("base64")}`;
+}
+
+test("a chunk's checksum is the standard base64 of its CRC-32, big-endian", async () => {
   const bytes = randomBytes(3 * 1024 * 1024 + 7);
-  const expected = createHash("sha256").update(bytes).digest("base64");
-  assert.equal(await chunkChecksum(new Blob([bytes])), `sha256 ${expected}`);
-  assert.equal(await chunkChecksum(new Blob([])), `sha256 ${createHash("sha256").digest("base64")}`);
+  assert.equal(await chunkChecksum(new Blob([bytes])), expected(bytes));
+  assert.equal(await chunkChecksum(new Blob([Buffer.from("abc")])), "crc32 NSRBwg=="); // 352441c2
+  assert.equal(await chunkChecksum(new Blob([])), "crc32 AAAAAA==");
 });
 
 test("every PATCH carries the checksum of its own body, and no other request does", async () => {
@@ -56,7 +64,7 @@ test("every PATCH carries the checksum of its own body, and no other request doe
   assert.equal(recording.sent[3].headers["Upload-Checksum"], undefined);
   for (const patch of recording.sent.slice(1, 3)) {
     const body = Buffer.from(await patch.body.arrayBuffer());
-    assert.equal(patch.headers["Upload-Checksum"], `sha256 ${createHash("sha256").update(body).digest("base64")}`);
+    assert.equal(patch.headers["Upload-Checksum"], expected(body));
   }
   assert.notEqual(recording.sent[1].headers["Upload-Checksum"], recording.sent[2].headers["Upload-Checksum"]);
   assert.equal(stack.getName(), "ChecksummedRecordingStack");

@@ -73,8 +73,9 @@ def test_metadata_round_trips(metadata: dict[str, str]) -> None:
     assert decode_metadata(encode_metadata(metadata)) == metadata
 
 
-def test_chunk_checksum_names_sha256_and_gives_the_base64_digest() -> None:
-    assert chunk_checksum(b"abc") == "sha256 " + base64.b64encode(hashlib.sha256(b"abc").digest()).decode()
+def test_chunk_checksum_names_crc32_and_gives_the_base64_of_its_four_bytes() -> None:
+    assert chunk_checksum(b"abc") == "crc32 " + base64.b64encode(bytes.fromhex("352441c2")).decode()
+    assert chunk_checksum(memoryview(b"abc")) == chunk_checksum(b"abc")
 
 
 def test_backoff_grows_exponentially_up_to_its_ceiling() -> None:

@@ -6,6 +6,7 @@ import base64
 import binascii
 import hashlib
 import re
+import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -14,7 +15,9 @@ from custody_intake.uploads.errors import InvalidUploadRequest
 
 TUS_VERSION = "1.0.0"
 EXTENSIONS = ("creation", "creation-with-upload", "checksum", "termination", "expiration")
-CHECKSUM_ALGORITHMS = ("sha256", "sha1")
+CHECKSUM_ALGORITHMS = ("crc32", "sha256", "sha1")
+"""What ``Upload-Checksum`` may name: CRC-32 as ``custody submit`` and the web app send it, SHA-1 as
+tus requires of every server, SHA-256."""
 OFFSET_OCTET_STREAM = "application/offset+octet-stream"
 
 _DECIMAL = re.compile(r"^[0-9]{1,19}$")
@@ -28,9 +31,29 @@ class Checksum:
     algorithm: str
     digest: bytes
 
-    def hasher(self) -> hashlib._Hash:
+    def hasher(self) -> hashlib._Hash | _Crc32:
         """A fresh hash object of this checksum's algorithm."""
-        return hashlib.new(self.algorithm)
+        return _hasher_of(self.algorithm)
+
+
+class _Crc32:
+    """zlib's CRC-32 (that of gzip and PNG) as a hash object: ``update``, and ``digest`` in 4
+    bytes, big-endian."""
+
+    digest_size = 4
+
+    def __init__(self) -> None:
+        self._value = 0
+
+    def update(self, data: bytes) -> None:
+        self._value = zlib.crc32(data, self._value)
+
+    def digest(self) -> bytes:
+        return self._value.to_bytes(4, "big")
+
+
+def _hasher_of(algorithm: str) -> hashlib._Hash | _Crc32:
+    return _Crc32() if algorithm == "crc32" else hashlib.new(algorithm)
 
 
 def parse_size(value: str | None, header: str) -> int:
@@ -76,7 +99,8 @@ def encode_metadata(pairs: dict[str, str]) -> str:
 
 
 def parse_checksum(header: str | None) -> Checksum | None:
-    """The ``Upload-Checksum`` header (``sha256 <base64 digest>``), or None when absent."""
+    """The ``Upload-Checksum`` header (``crc32 <base64 digest>``, or with ``sha256`` or
+    ``sha1``), or None when absent."""
     if header is None:
         return None
     fields = header.strip().split(" ")
@@ -91,10 +115,9 @@ def parse_checksum(header: str | None) -> Checksum | None:
         digest = base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError):
         raise InvalidUploadRequest("the Upload-Checksum digest must be standard base64") from None
-    if len(digest) != hashlib.new(algorithm).digest_size:
-        raise InvalidUploadRequest(
-            f"an {algorithm} digest has {hashlib.new(algorithm).digest_size} bytes, not {len(digest)}"
-        )
+    size = _hasher_of(algorithm).digest_size
+    if len(digest) != size:
+        raise InvalidUploadRequest(f"{algorithm} digests have {size} bytes; this one has {len(digest)}")
     return Checksum(algorithm, digest)
 
 

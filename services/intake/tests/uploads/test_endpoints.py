@@ -10,6 +10,7 @@ import http.client
 import os
 import time
 import uuid
+import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -86,8 +87,9 @@ def evidence_id(url: str) -> str:
     return url.rstrip("/").rsplit("/", 1)[1]
 
 
-def checksum(data: bytes, algorithm: str = "sha256") -> str:
-    return f"{algorithm} {base64.b64encode(hashlib.new(algorithm, data).digest()).decode()}"
+def checksum(data: bytes, algorithm: str = "crc32") -> str:
+    digest = zlib.crc32(data).to_bytes(4, "big") if algorithm == "crc32" else hashlib.new(algorithm, data).digest()
+    return f"{algorithm} {base64.b64encode(digest).decode()}"
 
 
 def actions(stack: Stack, url: str) -> list[str]:
@@ -153,7 +155,7 @@ def test_options_needs_no_token_and_describes_the_server(running: Stack) -> None
             assert answer.headers["Tus-Version"] == "1.0.0"
             assert answer.headers["Tus-Extension"] == "creation,creation-with-upload,checksum,termination,expiration"
             assert answer.headers["Tus-Max-Size"] == str(MAX_SIZE)
-            assert answer.headers["Tus-Checksum-Algorithm"] == "sha256,sha1"
+            assert answer.headers["Tus-Checksum-Algorithm"] == "crc32,sha256,sha1"
 
 
 def test_an_unsupported_tus_version_is_412_and_changes_nothing(running: Stack, alice: str) -> None:
@@ -352,7 +354,7 @@ def test_a_patch_that_is_not_offset_octet_stream_is_415(running: Stack, alice: s
     assert head(running, alice, url).headers["Upload-Offset"] == "0" and actions(running, url) == ["submitted"]
 
 
-@pytest.mark.parametrize("algorithm", ["sha256", "sha1"])
+@pytest.mark.parametrize("algorithm", ["crc32", "sha256", "sha1"])
 def test_a_checksum_mismatch_is_460_and_keeps_none_of_the_patch(running: Stack, alice: str, algorithm: str) -> None:
     data = os.urandom(2 * MIB)
     url = created(running, alice, data)

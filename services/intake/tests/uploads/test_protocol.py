@@ -67,9 +67,12 @@ def test_metadata_round_trips(pairs: dict[str, str]) -> None:
     assert parse_metadata(encode_metadata(pairs)) == pairs
 
 
-@pytest.mark.parametrize("algorithm", ["sha256", "sha1", "SHA256"])
+@pytest.mark.parametrize("algorithm", ["crc32", "sha256", "sha1", "SHA256"])
 def test_checksums_of_supported_algorithms_parse(algorithm: str) -> None:
-    digest = hashlib.new(algorithm.lower(), b"abc").digest()
+    if algorithm == "crc32":
+        digest = bytes.fromhex("352441c2")  # CRC-32 of "abc", as gzip and PNG compute it
+    else:
+        digest = hashlib.new(algorithm.lower(), b"abc").digest()
     checksum = parse_checksum(f"{algorithm} {base64.b64encode(digest).decode()}")
     assert checksum is not None and checksum.algorithm == algorithm.lower() and checksum.digest == digest
     hasher = checksum.hasher()
@@ -88,6 +91,7 @@ def test_no_checksum_header_means_no_checksum() -> None:
         ("sha256", "algorithm and a base64 digest"),
         ("sha256 !!!", "base64"),
         ("sha256 " + base64.b64encode(b"short").decode(), "32 bytes"),
+        ("crc32 " + base64.b64encode(b"short").decode(), "4 bytes"),
     ],
 )
 def test_bad_checksums_are_refused(header: str, fragment: str) -> None:
@@ -113,4 +117,4 @@ def test_discovery_lists_version_extensions_size_and_algorithms() -> None:
     assert headers["Tus-Version"] == "1.0.0"
     assert headers["Tus-Extension"] == "creation,creation-with-upload,checksum,termination,expiration"
     assert headers["Tus-Max-Size"] == "1234"
-    assert headers["Tus-Checksum-Algorithm"] == "sha256,sha1"
+    assert headers["Tus-Checksum-Algorithm"] == "crc32,sha256,sha1"
