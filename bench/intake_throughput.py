@@ -7,9 +7,8 @@ part) to intake, PUTs of that size to the bare endpoint (each becomes one stored
 sender works from a pattern in memory, so neither side waits for a disk read; the upload's
 SHA-256, and each PATCH's ``Upload-Checksum`` (the CRC-32 that ``custody submit`` always sends,
 and which intake checks while the bare endpoint computes SHA-256), are computed before the clock
-starts. After each
-intake run the vault's seal of the upload is waited for, untimed, so its read pass does not
-overlap the next measurement.
+starts. After each intake run the vault's seal of the upload is waited for, untimed, so its read
+pass does not overlap the next measurement.
 """
 
 from __future__ import annotations

@@ -5,11 +5,12 @@ filled by ``PATCH`` requests of one chunk each, streamed from the file with the 
 in ``Upload-Checksum``: intake keeps a chunk whole or not at all and refuses one damaged on the
 way, while the file's SHA-256, declared at creation, is what the vault verifies. Chunks may
 adapt to the connection: they double while a PATCH takes less than half of ``PATCH_SECONDS``
-and halve when one takes more than twice that or fails, so a fast link sends few large PATCHes and a broken connection costs about
-``PATCH_SECONDS`` of sending again. After any failure the uploader asks the server where it
-stands (``HEAD`` → ``Upload-Offset``) and carries on from there, backing off exponentially
-while the network or the service is down. The upload URL is kept in the resume state, so
-an upload interrupted for good continues on the next run instead of starting over.
+and halve when one takes more than twice that or fails, so a fast link sends few large PATCHes
+and a broken connection costs about ``PATCH_SECONDS`` of sending again. After any failure the
+uploader asks the server where it stands (``HEAD`` → ``Upload-Offset``) and carries on from
+there, backing off exponentially while the network or the service is down. The upload URL is
+kept in the resume state, so an upload interrupted for good continues on the next run instead
+of starting over.
 """
 
 from __future__ import annotations

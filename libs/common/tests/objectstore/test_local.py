@@ -172,7 +172,7 @@ def test_objects_written_and_read_do_not_stay_in_the_page_cache(tmp_path: Path) 
     with open(tmp_path / "large", "rb") as file:  # read the plain way, the file is cached again
         while file.read(MIB):
             pass
-    assert resident_bytes(tmp_path / "large") == 24 * MIB
+    assert resident_bytes(tmp_path / "large") > 8 * MIB
     assert sha256_of(store.read("large")) == sha256_of(numbered_chunks(24 * MIB))
     assert resident_bytes(tmp_path / "large") == 0
 
