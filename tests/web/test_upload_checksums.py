@@ -1,6 +1,6 @@
 """Each PATCH the web app sends carries the CRC-32 of its chunk (``Upload-Checksum``); a chunk
 that reaches intake damaged — here, one whose checksum is altered on the way — is refused, kept
-nowhere, and sent again, and the file is sealed whole."""
+nowhere, and sent again (in a chunk half the size), and the file is sealed whole."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from tests.web.browser import sign_in
 
 MIB = 1024 * 1024
 CHUNK = 8 * MIB
-"""The web app's PATCH size."""
+"""The web app's first PATCH size."""
 CASE = "UA-2024-019"
 
 
@@ -61,4 +61,6 @@ def test_every_chunk_carries_its_checksum_and_a_damaged_one_is_sent_again(
     refused = [(offset, status) for offset, _, status in answered if status != 204]
     assert refused == [(CHUNK, 460)]
     kept = [(offset, checksum) for offset, checksum, status in answered if status == 204]
-    assert kept == [(offset, _checksum(content[offset : offset + CHUNK])) for offset in range(0, len(content), CHUNK)]
+    ends = [offset for offset, _ in kept[1:]] + [len(content)]
+    assert kept[0][0] == 0 and all(offset < end for (offset, _), end in zip(kept, ends))
+    assert kept == [(offset, _checksum(content[offset:end])) for (offset, _), end in zip(kept, ends)]

@@ -6,12 +6,11 @@ import { createSHA256 } from "hash-wasm";
 import * as tus from "tus-js-client";
 
 import { ApiError, baseUrl, call, currentToken, describeFailure, sentenceOf } from "./api.js";
-import { ChecksummedHttpStack } from "./checksum.js";
+import { ChunkSizes, ChunkedHttpStack } from "./chunks.js";
 import { bytes, field, h, message, replace } from "./dom.js";
 import { ResumeStorage, forgetSubmissions, rememberSubmission, rememberedSubmissions, resumeFingerprint } from "./resume.js";
 
 const HASH_SLICE = 8 * 1024 * 1024;
-const CHUNK_SIZE = 8 * 1024 * 1024;
 const RETRY_DELAYS = [0, 1000, 3000, 5000, 10000, 15000, 30000, 30000, 30000];
 const CASE_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/;
 const UPLOADS_PATH = "/v1/uploads";
@@ -199,10 +198,12 @@ class Submission {
     const fingerprint = resumeFingerprint({ sub: identity.sub, endpoint, sha256: declared.sha256, size: this.file.size, metadata: declared });
     return new Promise((resolve) => {
       let done = false;
+      const sizes = new ChunkSizes();
       const upload = new tus.Upload(this.file, {
         endpoint,
-        chunkSize: CHUNK_SIZE,
-        httpStack: new ChecksummedHttpStack(),
+        chunkSize: sizes.size,
+        // tus-js-client reads chunkSize anew for every PATCH
+        httpStack: new ChunkedHttpStack((sent, seconds) => { upload.options.chunkSize = sizes.after(sent, seconds); }),
         retryDelays: RETRY_DELAYS,
         metadata: declared,
         fingerprint: () => Promise.resolve(fingerprint),

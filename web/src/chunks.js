@@ -1,0 +1,83 @@
+// The chunks a file is sent in, as `custody submit` sends them.
+//
+// Each PATCH carries the CRC-32 of its body (`Upload-Checksum`): intake keeps a chunk whole or not
+// at all, refuses one damaged on the way (HTTP 460) so that it is sent again at once, and on S3
+// stores it as one streamed request. It guards against damage only, as any checksum sent beside
+// the bytes does; the file's SHA-256 is what the vault verifies.
+//
+// Since a chunk cut off on the way is sent again whole, its size follows the connection: it
+// doubles while a PATCH takes under a second and halves after one that takes over four or fails,
+// so a fast link sends few large PATCHes and a poor one loses a few seconds of sending to a drop.
+
+import { createCRC32 } from "hash-wasm";
+import * as tus from "tus-js-client";
+
+export const FIRST_CHUNK = 8 * 1024 * 1024;
+/** The largest chunk: the browser holds one in memory while it computes its checksum. */
+export const MAX_CHUNK = 32 * 1024 * 1024;
+export const MIN_CHUNK = 256 * 1024;
+/** What a PATCH should take, in seconds. */
+export const PATCH_SECONDS = 2;
+
+/** The `Upload-Checksum` of a chunk (a Blob): `crc32 <base64 of its 4 bytes, big-endian>`. */
+export async function chunkChecksum(blob) {
+  const hasher = await createCRC32();
+  hasher.init();
+  hasher.update(new Uint8Array(await blob.arrayBuffer()));
+  return `crc32 ${btoa(String.fromCharCode(...hasher.digest("binary")))}`;
+}
+
+/** The size of each next chunk, from how the last PATCH went. */
+export class ChunkSizes {
+  constructor(first = FIRST_CHUNK) {
+    this.size = first;
+  }
+
+  /** The next size, after a PATCH of `sent` bytes took `seconds` (null: it failed). */
+  after(sent, seconds) {
+    if (seconds === null || seconds > PATCH_SECONDS * 2) {
+      this.size = Math.max(MIN_CHUNK, Math.floor(this.size / 2));
+    } else if (sent === this.size && seconds < PATCH_SECONDS / 2) {
+      this.size = Math.min(MAX_CHUNK, this.size * 2);
+    }
+    return this.size;
+  }
+}
+
+/**
+ * tus-js-client's requests, each PATCH with the checksum of the body it sends; how each PATCH
+ * went is told to `onPatchEnd(bytes, seconds)` (seconds null when it failed or was refused).
+ */
+export class ChunkedHttpStack {
+  constructor(onPatchEnd = () => {}, inner = new tus.DefaultHttpStack()) {
+    this.onPatchEnd = onPatchEnd;
+    this.inner = inner;
+  }
+
+  createRequest(method, url) {
+    const request = this.inner.createRequest(method, url);
+    if (method === "PATCH") {
+      const send = request.send.bind(request);
+      request.send = async (body) => {
+        const bytes = body?.size ?? 0;
+        if (body) request.setHeader("Upload-Checksum", await chunkChecksum(body));
+        const started = performance.now();
+        let response;
+        try {
+          response = await send(body);
+        } catch (error) {
+          this.onPatchEnd(bytes, null);
+          throw error;
+        }
+        const status = response.getStatus();
+        this.onPatchEnd(bytes, status >= 200 && status < 300 ? (performance.now() - started) / 1000 : null);
+        return response;
+      };
+    }
+    return request;
+  }
+
+  getName() {
+    return `Chunked${this.inner.getName()}`;
+  }
+}
