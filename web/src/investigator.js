@@ -217,7 +217,7 @@ class Submission {
         onShouldRetry: (err) => {
           if (!navigator.onLine) return false; // waits for the "online" event instead
           const status = err?.originalResponse?.getStatus() ?? 0;
-          // 460: intake refused a chunk damaged on the way and kept none of it; sent again as it is
+          // 460: intake refused a chunk damaged on the way and kept none of it: send it again
           return status === 0 || status === 409 || status === 423 || status === 429 || status === 460 || status >= 500;
         },
         onUploadUrlAvailable: () => {
