@@ -189,11 +189,14 @@ class _Session:
             ingest = measure_ingest(self.deployed, self.source, rounds, self.profile)
         if report:
             copy = "one PUT to S3" if self.deployed.s3 else "durable copy"
+            notes = [f"hashed and uploaded after {ingest.to_uploaded.median:.2f} s, custody submit "
+                     f"returned after {ingest.to_exit.median:.2f} s (medians)"]
+            if ingest.copy_again is not None:
+                again = ", ".join(f"{value:.2f}" for value in ingest.copy_again.values)
+                notes.append(f"the same copy again at once, its memory reused: {again} s")
+            notes.append(describe_use(ingest.cpu_seconds))
             self.figures.append(
-                time_ratio(f"ingest {self.label}, submit → sealed", ingest.to_sealed, ingest.copy, copy, 1.5,
-                           [f"hashed and uploaded after {ingest.to_uploaded.median:.2f} s, custody submit "
-                            f"returned after {ingest.to_exit.median:.2f} s (medians)",
-                            describe_use(ingest.cpu_seconds)])
+                time_ratio(f"ingest {self.label}, submit → sealed", ingest.to_sealed, ingest.copy, copy, 1.5, notes)
             )
             self._memory("ingest", ingest.peak_memory_mib)
         return ingest.evidence_id
