@@ -4,9 +4,18 @@ what the `custody` command refuses to send."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import time
+import zlib
 
 from tests.support.stack import Stack
+
+
+def upload_checksum(data: bytes, algorithm: str = "crc32") -> str:
+    """The ``Upload-Checksum`` of a PATCH body, computed here rather than by the client: CRC-32
+    (as ``custody submit`` and the web app send it) in 4 bytes big-endian, or a hashlib digest."""
+    digest = zlib.crc32(data).to_bytes(4, "big") if algorithm == "crc32" else hashlib.new(algorithm, data).digest()
+    return f"{algorithm} {base64.b64encode(digest).decode()}"
 
 
 def submit_with_wrong_hash(stack: Stack, token: str, case: str, data: bytes, filename: str) -> str:

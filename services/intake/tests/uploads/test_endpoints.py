@@ -10,7 +10,6 @@ import http.client
 import os
 import time
 import uuid
-import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -22,6 +21,7 @@ import pytest
 
 from tests.support.nats import NATS_URL, provision_namespace, remove_namespace
 from tests.support.stack import Stack
+from tests.support.submissions import upload_checksum
 from services.intake.tests.harness import CASE, stack_events, stack_upload, tus_metadata
 
 MIB = 1024 * 1024
@@ -85,11 +85,6 @@ def head(stack: Stack, token: str | None, url: str) -> httpx.Response:
 
 def evidence_id(url: str) -> str:
     return url.rstrip("/").rsplit("/", 1)[1]
-
-
-def checksum(data: bytes, algorithm: str = "crc32") -> str:
-    digest = zlib.crc32(data).to_bytes(4, "big") if algorithm == "crc32" else hashlib.new(algorithm, data).digest()
-    return f"{algorithm} {base64.b64encode(digest).decode()}"
 
 
 def actions(stack: Stack, url: str) -> list[str]:
@@ -275,7 +270,7 @@ def test_a_declared_length_over_the_limit_is_413(running: Stack, alice: str) -> 
 
 def test_creation_with_upload_stores_the_first_bytes(running: Stack, alice: str) -> None:
     data = os.urandom(MIB + 5)
-    answer = create(running, alice, data, body=data[:1000], headers={"Upload-Checksum": checksum(data[:1000])})
+    answer = create(running, alice, data, body=data[:1000], headers={"Upload-Checksum": upload_checksum(data[:1000])})
     assert answer.status_code == 201 and answer.headers["Upload-Offset"] == "1000"
     url = answer.headers["Location"]
     assert patch(running, alice, url, 1000, data[1000:]).status_code == 204
@@ -289,7 +284,7 @@ def test_creation_with_upload_stores_the_first_bytes(running: Stack, alice: str)
 
 def test_creation_with_a_failing_checksum_is_460_and_resumable(running: Stack, alice: str) -> None:
     data = os.urandom(5000)
-    answer = create(running, alice, data, body=data, headers={"Upload-Checksum": checksum(b"other")})
+    answer = create(running, alice, data, body=data, headers={"Upload-Checksum": upload_checksum(b"other")})
     assert answer.status_code == 460
     url = answer.headers["Location"]
     assert head(running, alice, url).headers["Upload-Offset"] == "0" and part_keys(running, url) == []
@@ -327,7 +322,7 @@ def test_head_reports_offset_length_and_the_declaration(running: Stack, alice: s
 def test_patch_answers_the_new_offset(running: Stack, alice: str) -> None:
     data = os.urandom(2 * MIB + 1)
     url = created(running, alice, data)
-    first = patch(running, alice, url, 0, data[:MIB], Upload_Checksum=checksum(data[:MIB], "sha1"))
+    first = patch(running, alice, url, 0, data[:MIB], Upload_Checksum=upload_checksum(data[:MIB], "sha1"))
     assert first.status_code == 204 and first.headers["Upload-Offset"] == str(MIB)
     assert first.headers["Tus-Resumable"] == "1.0.0" and "Upload-Expires" in first.headers
     last = patch(running, alice, url, MIB, data[MIB:])
@@ -358,11 +353,11 @@ def test_a_patch_that_is_not_offset_octet_stream_is_415(running: Stack, alice: s
 def test_a_checksum_mismatch_is_460_and_keeps_none_of_the_patch(running: Stack, alice: str, algorithm: str) -> None:
     data = os.urandom(2 * MIB)
     url = created(running, alice, data)
-    answer = patch(running, alice, url, 0, data, Upload_Checksum=checksum(data[:-1] + b"\0", algorithm))
+    answer = patch(running, alice, url, 0, data, Upload_Checksum=upload_checksum(data[:-1] + b"\0", algorithm))
     assert answer.status_code == 460 and "nothing of it was kept" in answer.json()["detail"]
     assert head(running, alice, url).headers["Upload-Offset"] == "0"
     assert part_keys(running, url) == [] and actions(running, url) == ["submitted"]
-    assert patch(running, alice, url, 0, data, Upload_Checksum=checksum(data, algorithm)).status_code == 204
+    assert patch(running, alice, url, 0, data, Upload_Checksum=upload_checksum(data, algorithm)).status_code == 204
 
 
 def test_an_unsupported_checksum_algorithm_is_400(running: Stack, alice: str) -> None:
@@ -444,7 +439,7 @@ def test_an_interrupted_patch_keeps_what_arrived(running: Stack, alice: str) -> 
 def test_an_interrupted_patch_with_a_checksum_keeps_nothing(running: Stack, alice: str) -> None:
     data = os.urandom(4 * MIB)
     url = created(running, alice, data)
-    cut = OpenPatch(running, alice, url, 0, len(data), **{"Upload-Checksum": checksum(data)})
+    cut = OpenPatch(running, alice, url, 0, len(data), **{"Upload-Checksum": upload_checksum(data)})
     cut.send(data[: 3 * MIB])
     wait_for(lambda: stack_upload(running, evidence_id(url))["lock_token"], "the PATCH to hold the upload")
     cut.cut()

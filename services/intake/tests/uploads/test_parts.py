@@ -4,8 +4,6 @@ folder and on a real S3 server; a part that fails its checksum or is abandoned l
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
 import os
 import threading
 import uuid
@@ -22,6 +20,7 @@ from custody_common.objectstore.local import LocalFolderStore
 from custody_intake.uploads.errors import ChecksumMismatch, UploadTooLarge
 from custody_intake.uploads.parts import BLOCK, DEPTH, PartWriter
 from custody_intake.uploads.protocol import parse_checksum
+from tests.support.submissions import upload_checksum
 
 MIB = 1024 * 1024
 
@@ -55,10 +54,6 @@ def pieces(data: bytes, size: int) -> list[bytes]:
     return [data[i : i + size] for i in range(0, len(data), size)]
 
 
-def sha(algorithm: str, data: bytes) -> str:
-    return f"{algorithm} {base64.b64encode(hashlib.new(algorithm, data).digest()).decode()}"
-
-
 ANNOUNCED = pytest.mark.parametrize("announced", [False, True], ids=["length unknown", "length known"])
 
 
@@ -82,10 +77,11 @@ async def test_a_part_decrypts_to_the_body(
         b"".join(decrypt_part(dek, evidence_id, 0, [stored]))  # bound to its offset
 
 
-@pytest.mark.parametrize("algorithm", ["sha256", "sha1"])
+@pytest.mark.parametrize("algorithm", ["crc32", "sha256", "sha1"])
 async def test_a_matching_checksum_keeps_the_part(local_store: LocalFolderStore, executor, algorithm: str) -> None:
     data = os.urandom(2 * MIB + 5)
-    writer, evidence_id, dek = writer_for(local_store, executor, checksum=parse_checksum(sha(algorithm, data)))
+    checksum = parse_checksum(upload_checksum(data, algorithm))
+    writer, evidence_id, dek = writer_for(local_store, executor, checksum=checksum)
     for piece in pieces(data, 100_000):
         await writer.write(piece)
     part = await writer.finish()
@@ -95,7 +91,7 @@ async def test_a_matching_checksum_keeps_the_part(local_store: LocalFolderStore,
 @ANNOUNCED
 async def test_a_mismatching_checksum_keeps_nothing(any_store: ObjectStore, executor, announced: bool) -> None:
     data = os.urandom(3 * MIB)
-    checksum = parse_checksum(sha("sha256", data + b"!"))
+    checksum = parse_checksum(upload_checksum(data + b"!", "sha256"))
     writer, _, _ = writer_for(any_store, executor, checksum=checksum, size=len(data) if announced else None)
     for piece in pieces(data, 65536):
         await writer.write(piece)
