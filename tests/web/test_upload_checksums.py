@@ -4,25 +4,20 @@ nowhere, and sent again (in a chunk half the size), and the file is sealed whole
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import os
-import zlib
 from pathlib import Path
 
 from playwright.sync_api import Page, Response, Route, expect
 
 from tests.support.stack import Stack
+from tests.support.submissions import upload_checksum
 from tests.web.browser import sign_in
 
 MIB = 1024 * 1024
 CHUNK = 8 * MIB
 """The web app's first PATCH size."""
 CASE = "UA-2024-019"
-
-
-def _checksum(data: bytes) -> str:
-    return "crc32 " + base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
 
 
 def test_every_chunk_carries_its_checksum_and_a_damaged_one_is_sent_again(
@@ -38,7 +33,7 @@ def test_every_chunk_carries_its_checksum_and_a_damaged_one_is_sent_again(
         request = route.request
         if request.method == "PATCH" and not damaged and int(request.headers["upload-offset"]) == CHUNK:
             damaged.append(CHUNK)
-            route.continue_(headers={**request.headers, "upload-checksum": _checksum(b"other bytes")})
+            route.continue_(headers={**request.headers, "upload-checksum": upload_checksum(b"other bytes")})
         else:
             route.continue_()
 
@@ -63,4 +58,4 @@ def test_every_chunk_carries_its_checksum_and_a_damaged_one_is_sent_again(
     kept = [(offset, checksum) for offset, checksum, status in answered if status == 204]
     ends = [offset for offset, _ in kept[1:]] + [len(content)]
     assert kept[0][0] == 0 and all(offset < end for (offset, _), end in zip(kept, ends))
-    assert kept == [(offset, _checksum(content[offset:end])) for (offset, _), end in zip(kept, ends)]
+    assert kept == [(offset, upload_checksum(content[offset:end])) for (offset, _), end in zip(kept, ends)]
