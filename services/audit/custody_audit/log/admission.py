@@ -5,7 +5,6 @@ service's own subject. Anything else is kept aside, never logged."""
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import logging
 import re
@@ -63,11 +62,13 @@ def _decode(payload: bytes) -> tuple[dict[str, Any], bytes]:
         event = _DECODER.decode(payload.decode(json.detect_encoding(payload), "surrogatepass"))
     except (UnicodeDecodeError, ValueError):
         raise EventRejected("the message is not JSON") from None
+    except RecursionError:
+        raise EventRejected("the message nests deeper than Python's JSON parser goes") from None
     if not isinstance(event, dict):
         raise EventRejected("the message is not a JSON object")
     try:
         encoded = canonical(event)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise EventRejected("the event cannot be put in RFC 8785 canonical form") from None
     if encoded != payload:
         json.loads(payload, object_pairs_hook=_no_duplicate_keys, parse_int=json_number)
@@ -163,7 +164,7 @@ def admit(subject: str, payload: bytes, topology: Topology, keys: TrustedKeys) -
         raise EventRejected(f"an event of service {service!r} arrived on another subject ({subject})")
     try:
         signature = base64.b64decode(event["sig"], validate=True)
-    except binascii.Error:
+    except ValueError:  # binascii.Error, or characters beyond ASCII
         raise EventRejected("the event's signature is not base64") from None
     statement = canonical({k: v for k, v in event.items() if k != "sig"})
     for attempt in range(2):

@@ -6,6 +6,8 @@ import base64
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -52,6 +54,8 @@ def test_events_outside_the_fast_path_are_admitted() -> None:
         (b'{"a": 1, "a": 2}', "repeats a JSON key"),
         (b"[]", "not a JSON object"),
         (b"{}", "no valid 'type'"),
+        (b"[" * 30_000 + b"]" * 30_000, "nests deeper"),
+        (b'{"details":' + b"[" * 400 + b"1.5" + b"]" * 400 + b"}", "no valid 'type'"),
     ],
 )
 def test_malformed_payloads_are_rejected_with_a_reason(payload: bytes, reason: str) -> None:
@@ -144,3 +148,52 @@ def test_the_signature_check_agrees_with_openssl(tamper) -> None:  # type: ignor
 
 def _with_signature(event: dict, change) -> dict:  # type: ignore[no-untyped-def, type-arg]
     return {**event, "sig": base64.b64encode(change(base64.b64decode(event["sig"]))).decode()}
+
+
+def test_a_signature_beyond_ascii_is_rejected() -> None:
+    key = Ed25519PrivateKey.generate()
+    event = {**_event(key, case="C"), "sig": "é" * 88}
+    keys = TrustedKeys(lambda: {"intake": key.public_key()})
+    with pytest.raises(EventRejected, match="not base64"):
+        admit("ns.events.intake", canonical(event), TOPOLOGY, keys)
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+_TRICKY_TEXT = st.sampled_from([',"sig":"', '"sig"', "sig", "\\", '"', "é", "\u2028", ""]) | st.text(max_size=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(details=st.dictionaries(_TRICKY_TEXT, _JSON | _TRICKY_TEXT, max_size=5), nested_sig=st.booleans())
+def test_any_genuine_event_is_admitted_whatever_its_details_hold(details: dict, nested_sig: bool) -> None:
+    """The signed statement is cut out of the event's canonical bytes: a ``sig`` inside the
+    details, or text that looks like one, must not be taken for the event's own."""
+    key = Ed25519PrivateKey.generate()
+    unsigned = new_event(action="received", service="intake", actor=actor_service("intake"), case="C")
+    event = sign_event({**unsigned, "details": details}, key)
+    if nested_sig:
+        event = sign_event({**unsigned, "details": {**details, "sig": event["sig"]}}, key)
+    keys = TrustedKeys(lambda: {"intake": key.public_key()})
+    assert admit("ns.events.intake", canonical(event), TOPOLOGY, keys) == (event, canonical(event))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    payload=st.binary(max_size=200)
+    | _JSON.map(lambda value: json.dumps(value).encode())
+    | st.dictionaries(st.sampled_from(["type", "id", "sig", "service", "action", "details"]), _JSON).map(
+        lambda change: json.dumps(
+            {**_event(Ed25519PrivateKey.generate(), case="C"), **change}, ensure_ascii=False
+        ).encode()
+    )
+)
+def test_whatever_arrives_is_admitted_or_rejected_never_an_error(payload: bytes) -> None:
+    """Any other exception would stop the sequencer on that message for good."""
+    keys = TrustedKeys(lambda: {"intake": Ed25519PrivateKey.generate().public_key()}, min_interval=3600)
+    try:
+        admit("ns.events.intake", payload, TOPOLOGY, keys)
+    except EventRejected:
+        pass

@@ -130,6 +130,10 @@ async def test_duplicates_are_skipped_and_conflicting_ids_kept_aside(settings, e
             id="duplicate-key",
         ),
         pytest.param(lambda inc, e: inc({**e("intake"), "sig": "!!"}), id="garbage-signature"),
+        pytest.param(lambda inc, e: inc({**e("intake"), "sig": "é" * 88}), id="signature-beyond-ascii"),
+        pytest.param(
+            lambda inc, e: Incoming(inc(e("intake")).subject, b"[" * 30_000 + b"]" * 30_000), id="deeply-nested"
+        ),
         pytest.param(lambda inc, e: inc(e("intake", evidence_id="not-a-uuid")), id="bad-evidence-id"),
         pytest.param(lambda inc, e: inc({**e("intake"), "service": "mallory"}), id="unknown-service"),
     ],

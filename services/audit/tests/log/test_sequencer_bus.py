@@ -66,6 +66,7 @@ async def test_published_events_are_logged_and_forgeries_kept_aside(
         (topology.events_subject("intake"), signed("intake", signer="evidence", evidence_id=item, case="C-1")),
         (topology.events_subject("intake"), {**signed("intake", evidence_id=item), "case": "C-9"}),
         (topology.events_subject("intake"), {k: v for k, v in signed("intake").items() if k != "sig"}),
+        (topology.events_subject("intake"), {**signed("intake"), "sig": "é" * 88}),
         (topology.events_subject("evidence"), signed("intake", evidence_id=item, case="C-1")),
         (topology.events_subject("audit"), signed("audit", signer="intake", action="key_announced")),
     ]
@@ -100,7 +101,7 @@ async def test_published_events_are_logged_and_forgeries_kept_aside(
     assert latest.size == len(genuine) + 1
     assert [parse_leaf(s.leaf)["item_seq"] for s in stored[1:4]] == [1, 2, 3]
     assert sorted(bytes(row.payload) for row in kept) == sorted(canonical(f) for _, f in forged)
-    assert sorted(row.stream_seq for row in kept) == [4, 5, 6, 7, 8]  # published right after the third
+    assert sorted(row.stream_seq for row in kept) == [4, 5, 6, 7, 8, 9]  # published right after the third
     assert sequencer.stats.rejected == len(forged) and sequencer.stats.duplicates == 1
     assert all(f not in events for _, f in forged)
 
