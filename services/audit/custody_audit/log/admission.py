@@ -146,6 +146,19 @@ class TrustedKeys:
         return True
 
 
+def _unsigned(encoded: bytes, sig: str) -> bytes:
+    """The statement ``sig`` signs: the canonical event without its ``sig`` member, cut out of
+    ``encoded`` (the event's RFC 8785 bytes) rather than encoded again, a sixth of what admitting
+    costs besides the signature check. Members are in key order, so ``sig`` comes after
+    ``action``, behind a comma; after it come only ``size``, ``time`` and ``type``, a number and
+    strings, which cannot hold an unescaped quote, so the member's last occurrence is its own."""
+    member = b',"sig":' + json.dumps(sig).encode()
+    at = encoded.rfind(member)
+    if at < 0:  # not reached for a checked event, whose sig is a string after "action"
+        raise EventRejected("the event's signature is not where RFC 8785 puts it")
+    return encoded[:at] + encoded[at + len(member) :]
+
+
 class Admitted(NamedTuple):
     """An event the log may hold."""
 
@@ -166,7 +179,7 @@ def admit(subject: str, payload: bytes, topology: Topology, keys: TrustedKeys) -
         signature = base64.b64decode(event["sig"], validate=True)
     except ValueError:  # binascii.Error, or characters beyond ASCII
         raise EventRejected("the event's signature is not base64") from None
-    statement = canonical({k: v for k, v in event.items() if k != "sig"})
+    statement = _unsigned(encoded, event["sig"])
     for attempt in range(2):
         if keys.verifies(service, signature, statement):
             return Admitted(event, encoded)
