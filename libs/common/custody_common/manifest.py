@@ -202,3 +202,5 @@ def parse_statement(model: type[_Signed], raw: bytes) -> Any:
         return model.model_validate(json.loads(raw))
     except ValueError as exc:
         raise IntegrityError(f"malformed {model.__name__}: {exc}") from None
+    except RecursionError:
+        raise IntegrityError(f"malformed {model.__name__}: nested deeper than Python's JSON parser goes") from None

@@ -239,13 +239,15 @@ async def test_a_statement_not_signed_by_intake_is_set_aside_not_sealed(vault, s
     assert await sealer.seal(unsigned.payload) == SealOutcome.SET_ASIDE
     assert await sealer.seal(forged.to_bytes()) == SealOutcome.SET_ASIDE
     assert await sealer.seal(b"{not json") == SealOutcome.SET_ASIDE
+    nested = b"[" * 30_000 + b"]" * 30_000  # deeper than Python's JSON parser goes
+    assert await sealer.seal(nested) == SealOutcome.SET_ASIDE
     assert await sealer.seal(forged.to_bytes()) == SealOutcome.SET_ASIDE  # kept once
 
     assert await _item(vault, unsigned.evidence_id) is None
     assert await _item(vault, forged.evidence_id) is None
     async with vault.sessions() as session:
         kept = await set_aside_messages(session)
-    assert [row.payload for row in kept] == [unsigned.payload, forged.to_bytes(), b"{not json"]
+    assert [row.payload for row in kept] == [unsigned.payload, forged.to_bytes(), b"{not json", nested]
     assert all("signature" in row.reason for row in kept[:2])
     assert await events(vault) == []
     # nothing was locked or held
