@@ -334,16 +334,23 @@ class TusUploader:
 
 
 class _ChunkReader:
-    """Chunks of a file with their ``Upload-Checksum``, read and hashed in a thread of its own,
-    one chunk ahead: the next chunk is ready when the PATCH of this one ends, instead of the
-    upload waiting for the disk and for SHA-256 between PATCHes."""
+    """Chunks of a file with their ``Upload-Checksum``, read and checksummed in a thread of its
+    own, one chunk ahead: the next chunk is ready when the PATCH of this one ends, instead of the
+    upload waiting for the disk between PATCHes.
+
+    Chunks are read into two buffers, the one being sent and the one read ahead, never into
+    fresh memory: a fresh 64 MiB buffer is mapped page by page as the read fills it, and here that
+    doubled the cost of reading (0.53 s per GiB against 0.21-0.27 s)."""
 
     def __init__(self, path: Path) -> None:
         self._path = path
         self._file = open(path, "rb")  # noqa: SIM115 — closed by close()
         # One thread: every read goes through it, so reads never race on the file's position.
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="custody-reader")
-        self._ahead: tuple[int, int, Future[tuple[bytes, str]]] | None = None
+        self._ahead: tuple[int, int, Future[tuple[memoryview, str]]] | None = None
+        self._buffers = [bytearray(), bytearray()]
+        self._current = 0
+        """The buffer holding the chunk :meth:`read` returned last; reads ahead use the other."""
 
     def __enter__(self) -> _ChunkReader:
         return self
@@ -352,30 +359,33 @@ class _ChunkReader:
         self._thread.shutdown(cancel_futures=True)
         self._file.close()
 
-    def read(self, offset: int, length: int) -> tuple[bytes, str]:
-        """``length`` bytes at ``offset`` and their checksum."""
+    def read(self, offset: int, length: int) -> tuple[memoryview, str]:
+        """``length`` bytes at ``offset`` and their checksum. The chunk is valid until the next
+        call of ``read``, which may reuse its memory."""
         ahead, self._ahead = self._ahead, None
         if ahead is not None and ahead[:2] == (offset, length):
+            self._current = 1 - self._current
             return ahead[2].result()
-        return self._thread.submit(self._read, offset, length).result()
+        return self._thread.submit(self._read, self._current, offset, length).result()
 
     def read_ahead(self, offset: int, length: int) -> None:
         """Start reading what :meth:`read` will probably be asked for next."""
         if length > 0:
-            self._ahead = (offset, length, self._thread.submit(self._read, offset, length))
+            self._ahead = (offset, length, self._thread.submit(self._read, 1 - self._current, offset, length))
 
-    def _read(self, offset: int, length: int) -> tuple[bytes, str]:
+    def _read(self, buffer: int, offset: int, length: int) -> tuple[memoryview, str]:
+        if len(self._buffers[buffer]) < length:
+            self._buffers[buffer] = bytearray(length)  # never resized: an older chunk may still be viewed
+        chunk = memoryview(self._buffers[buffer])[:length]
         self._file.seek(offset)
-        chunk = self._file.read(length)
-        if len(chunk) != length:
+        if self._file.readinto(chunk) != length:
             raise VerificationFailed(f"{self._path} became shorter while it was being uploaded; submit it again")
         return chunk, chunk_checksum(chunk)
 
 
-def _slices(chunk: bytes, offset: int, size: int, report: OffsetCallback) -> Iterator[bytes]:
-    view = memoryview(chunk)
-    for start in range(0, len(view), _SLICE):
-        piece = view[start : start + _SLICE]
+def _slices(chunk: memoryview, offset: int, size: int, report: OffsetCallback) -> Iterator[bytes]:
+    for start in range(0, len(chunk), _SLICE):
+        piece = chunk[start : start + _SLICE]
         yield bytes(piece)
         report(offset + start + len(piece), size)
 

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from custody_client.errors import AuthError, InvalidRequest, NetworkError, NotFound, VerificationFailed
 from custody_client.resume import ResumeState
 from custody_client.tus import (
+    _ChunkReader,
     MIN_CHUNK_SIZE,
     PATCH_SECONDS,
     Backoff,
@@ -211,6 +212,25 @@ def test_a_file_that_shrinks_during_the_upload_is_refused(tmp_path: Path, tus_se
     with pytest.raises(VerificationFailed, match="became shorter while it was being uploaded"):
         _uploader(tus_server, tmp_path, []).upload(path, size=3 * CHUNK, sha256=sha, metadata={"case": "C"})
     assert len(tus_server.only_upload().data) < 3 * CHUNK
+
+
+def test_reading_ahead_never_overwrites_the_chunk_being_sent(tmp_path: Path) -> None:
+    data = os.urandom(5000)
+    path = tmp_path / "file"
+    path.write_bytes(data)
+    with _ChunkReader(path) as reader:
+        chunk, checksum = reader.read(0, 1000)
+        reader.read_ahead(1000, 1000)
+        reader.read_ahead(3000, 2000)  # a longer chunk: that buffer grows
+        reader._thread.submit(lambda: None).result()  # every read ahead has landed
+        assert bytes(chunk) == data[:1000] and checksum == chunk_checksum(data[:1000])
+        ahead, _ = reader.read(3000, 2000)
+        assert bytes(ahead) == data[3000:]
+        reader.read_ahead(0, 2000)
+        reader._thread.submit(lambda: None).result()
+        assert bytes(ahead) == data[3000:]
+        again, _ = reader.read(2000, 1000)  # not the one read ahead: read now
+        assert bytes(again) == data[2000:3000]
 
 
 def _adaptive(server, tmp_path: Path, sleeps: list[float], patch_seconds: float, start: int, most: int) -> TusUploader:
