@@ -80,10 +80,13 @@ class TokenVerifier:
             if header.get("alg") not in ALGORITHMS:
                 raise AuthenticationError(f"token algorithm {header.get('alg')!r} is not accepted")
             key = self._jwks.get_signing_key_from_jwt(token).key if self._jwks else self._key
+            algorithm = "EdDSA" if isinstance(key, Ed25519PublicKey) else "RS256"
+            if header["alg"] != algorithm:
+                raise AuthenticationError(f"token algorithm {header['alg']!r} does not fit its key, which is {algorithm}")
             claims = jwt.decode(
                 token,
                 key=key,
-                algorithms=ALGORITHMS,
+                algorithms=[algorithm],
                 audience=s.token_audience,
                 issuer=s.token_issuer,
                 leeway=s.token_leeway_seconds,

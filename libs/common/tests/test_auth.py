@@ -70,6 +70,19 @@ def test_rs256_against_configured_key(tmp_path) -> None:
         TokenVerifier(settings).verify(jwt.encode(_claims(settings), rsa_key, algorithm="RS384"))
 
 
+def test_a_token_whose_algorithm_does_not_fit_the_key_is_refused(tmp_path) -> None:
+    """RS256 against the Ed25519 key, and EdDSA against an RSA key: refused as invalid tokens."""
+    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    ed25519 = Settings(home=tmp_path / "ed25519")
+    with pytest.raises(AuthenticationError, match="does not fit its key, which is EdDSA"):
+        TokenVerifier(ed25519).verify(jwt.encode(_claims(ed25519), rsa_key, algorithm="RS256"))
+    pem = tmp_path / "rsa.pub"
+    pem.write_bytes(rsa_key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    rsa_settings = Settings(home=tmp_path / "rsa", token_public_key=pem)
+    with pytest.raises(AuthenticationError, match="does not fit its key, which is RS256"):
+        TokenVerifier(rsa_settings).verify(jwt.encode(_claims(rsa_settings), token_signing_key(ed25519), algorithm="EdDSA"))
+
+
 def test_revoked_subject_and_token_refused(tmp_path) -> None:
     base = Settings(home=tmp_path)
     token = mint_token(token_signing_key(base), base, "seized-phone", ["investigator"], ["C-1"])
