@@ -109,11 +109,12 @@ class RetrievalService:
         )
 
     async def status(self, principal: Principal, evidence_id: str) -> ItemStatusView:
-        """Where the item stands: for its case's prosecutor and for the investigator who submitted it."""
+        """Where the item stands: for its case's prosecutor and for the investigator who submitted
+        it while still assigned its case."""
         item = await find(self._vault, evidence_id)
         if item is None or not (
             principal.sees_case(item.case, PROSECUTOR)
-            or (principal.has_role(INVESTIGATOR) and item.submitter == principal.sub)
+            or (principal.sees_case(item.case, INVESTIGATOR) and item.submitter == principal.sub)
         ):
             raise not_found(evidence_id)
         return ItemStatusView(evidence_id=item.evidence_id, status=item.status)

@@ -145,10 +145,11 @@ async def test_who_may_see_what(running, sealed) -> None:
     star = running.client(running.token("stan", ["prosecutor"], ["*"]))
     investigator = running.client(running.token("ivan", ["investigator"], ["CASE-1"]))  # the submitter
     colleague = running.client(running.token("ines", ["investigator"], ["CASE-1"]))
+    moved_on = running.client(running.token("ivan", ["investigator"], ["CASE-2"]))  # the submitter, off the case
     auditor = running.client(running.token("aud", ["auditor"], ["*"]))
     anonymous = running.client()
     unknown = uuid.uuid4()
-    async with other_case, star, investigator, colleague, auditor, anonymous:
+    async with other_case, star, investigator, colleague, moved_on, auditor, anonymous:
         for client in (other_case, star):
             for path in (f"/v1/evidence/{evidence_id}", _content(evidence_id), f"/v1/evidence/{evidence_id}/status"):
                 answer = await client.get(path)
@@ -165,6 +166,7 @@ async def test_who_may_see_what(running, sealed) -> None:
         assert status.json() == {"evidence_id": str(evidence_id), "status": "sealed"}
         assert (await investigator.get(f"/v1/evidence/{unknown}/status")).status_code == 404
         assert (await colleague.get(f"/v1/evidence/{evidence_id}/status")).status_code == 404
+        assert (await moved_on.get(f"/v1/evidence/{evidence_id}/status")).status_code == 404
         assert (await auditor.get(_content(evidence_id))).status_code == 403
         assert (await auditor.get(f"/v1/evidence/{evidence_id}/status")).status_code == 403
         assert (await anonymous.get(_content(evidence_id))).status_code == 401
