@@ -162,6 +162,32 @@ def test_prosecutor_finds_downloads_and_checks_an_item(
     shoot(page, screenshots, "prosecutor-item")
 
 
+def test_an_address_made_to_reach_another_request_is_refused_and_signing_out_forgets_what_was_read(
+    web_stack: Stack, page: Page, mission: Mission
+) -> None:
+    evidence_id = mission.evidence_ids.get("video.mp4")
+    assert evidence_id, "the investigator's test did not seal the video"
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    sign_in(page, web_stack, web_stack.token("bob", ["prosecutor"], [CASE]))
+    # A link someone sends: the browser would turn \ into /, and the service %2F, reading the file.
+    for crafted in (f"{evidence_id}\\content?purpose=press", f"{evidence_id}%2Fcontent?purpose=press"):
+        page.goto(f"{web_stack.url('intake')}/#/prosecutor/item/{crafted}")
+        expect(page.get_by_role("alert")).to_contain_text("This address names no evidence item")
+    assert not [url for url in requested if "/content" in url or "press" in url]
+
+    page.goto(f"{web_stack.url('intake')}/#/prosecutor/item/{evidence_id}")
+    expect(page.get_by_role("heading", name="Bus departure")).to_be_visible()
+    page.get_by_role("button", name="Sign out").click()
+    page.get_by_label("Token").fill(web_stack.token("olga", ["prosecutor"], ["CASE-OTHER"]))
+    page.get_by_role("button", name="Sign in", exact=True).click()
+    page.get_by_text("Signed in as").wait_for()
+    page.goto(f"{web_stack.url('intake')}/#/prosecutor/item/{evidence_id}")
+    expect(page.get_by_role("alert")).to_be_visible()
+    expect(page.get_by_role("heading", name="Bus departure")).to_have_count(0)
+    expect(page.locator("main")).not_to_contain_text("Given by witness 4")
+
+
 def test_auditor_sees_every_proof_green_then_the_altered_event_red(
     web_stack: Stack, page: Page, mission: Mission, screenshots: Path
 ) -> None:

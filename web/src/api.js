@@ -13,6 +13,9 @@ export class ApiError extends Error {
   }
 }
 
+/** The shape of an evidence id; anything else in an address names no item. */
+export const EVIDENCE_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 const state = { config: null, token: null, onUnauthorized: null };
 
 /** Where the services are (from /config.json) and the token to send. */

@@ -2,7 +2,7 @@
 // key and, by a consistency proof, against the checkpoints this browser saw before; the items
 // most recently in the log; any item's custody timeline with a checked mark per event.
 
-import { call, sentenceOf } from "./api.js";
+import { EVIDENCE_ID, call, sentenceOf } from "./api.js";
 import { field, h, message, replace, timeElement } from "./dom.js";
 import { decodeLeaf, fromBase64, openCheckpoint, toBase64, verifyConsistency } from "./ledger.js";
 import { keyPanel, pinnedKey } from "./logkey.js";
@@ -11,7 +11,6 @@ import { renderTimeline } from "./timeline.js";
 const SEEN_KEY = "custody.checkpoints";
 const KEEP_SEEN = 20;
 const RECENT_ENTRIES = 200;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 function seenCheckpoints(origin) {
   try {
@@ -145,7 +144,7 @@ export function auditorPage(identity, config, evidenceId) {
       onsubmit: (event) => {
         event.preventDefault();
         const id = idInput.value.trim().toLowerCase();
-        if (!UUID.test(id)) {
+        if (!EVIDENCE_ID.test(id)) {
           replace(problems, message("error", "An evidence id looks like 0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b; check the one you typed."));
           idInput.setAttribute("aria-invalid", "true");
           idInput.focus();

@@ -88,7 +88,7 @@ async function followSubmission(id, onStatus, alive) {
   };
   while (alive()) {
     try {
-      const atIntake = await call("intake", `/v1/submissions/${id}`);
+      const atIntake = await call("intake", `/v1/submissions/${encodeURIComponent(id)}`);
       if (atIntake.status === "uploading") {
         report("unfinished", `Not all of it has arrived yet (${bytes(atIntake.offset)} of ${bytes(atIntake.size)}). Pick the same file again, with the same details, to finish it.`);
         return "unfinished";
@@ -100,7 +100,7 @@ async function followSubmission(id, onStatus, alive) {
         return atIntake.status;
       }
       try {
-        const inVault = await call("evidence", `/v1/evidence/${id}/status`);
+        const inVault = await call("evidence", `/v1/evidence/${encodeURIComponent(id)}/status`);
         const sentences = {
           sealed: "Sealed: the vault read it back, its SHA-256 matched the one computed here, and it is locked.",
           rejected: "Rejected: what the vault stored did not match the SHA-256 computed here. Submit the file again.",

@@ -1,7 +1,7 @@
 // The web app: reads where the services are, signs the person in, and shows the page of each
 // role they hold (addresses: #/investigator, #/prosecutor[/item/ID], #/auditor[/item/ID]).
 
-import { ApiError, configure, sentenceOf } from "./api.js";
+import { ApiError, EVIDENCE_ID, configure, sentenceOf } from "./api.js";
 import { field, h, message, replace } from "./dom.js";
 import { auditorPage } from "./auditor.js";
 import { investigatorPage } from "./investigator.js";
@@ -20,13 +20,11 @@ const who = document.getElementById("who");
 const nav = document.getElementById("roles");
 const app = { config: null, identity: null };
 
-function signOut(reason) {
+function signOut() {
   forgetToken();
-  configure({ token: null });
-  app.identity = null;
-  replace(who);
-  replace(nav);
-  showSignIn(reason ? message("error", reason) : null);
+  // A fresh page, at no item's address: nothing the person signed out saw stays in memory for
+  // whoever signs in next in this tab.
+  location.replace(location.pathname);
 }
 
 function showSignIn(notice) {
@@ -116,6 +114,11 @@ function route() {
     return;
   }
   const current = held.some(([name]) => name === role) ? role : held[0][0];
+  if (view === "item" && !EVIDENCE_ID.test(id)) {
+    // An address made to look like an item's could otherwise send this person's token elsewhere.
+    replace(main, message("error", `This address names no evidence item: an evidence id looks like 0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b. Go back to the list and open the item from there.`));
+    return;
+  }
   let page;
   if (current === "investigator") page = investigatorPage(app.identity);
   else if (current === "prosecutor") page = view === "item" && id ? itemPage(app.identity, app.config, id) : prosecutorPage(app.identity);

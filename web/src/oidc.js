@@ -66,12 +66,13 @@ export async function finishSignIn(oidc) {
   const pending = JSON.parse(sessionStorage.getItem(PENDING) ?? "null");
   sessionStorage.removeItem(PENDING);
   history.replaceState(null, "", `${location.pathname}${pending?.hash ?? ""}`);
+  // Checked first: only the provider's answer to a sign-in started here may put its words on this page.
+  if (!pending || pending.state !== params.get("state")) {
+    throw new ApiError("This sign-in answer does not belong to a sign-in started in this tab. Start the sign-in again.");
+  }
   if (params.has("error")) {
     const reason = params.get("error_description") || params.get("error");
     throw new ApiError(`The sign-in provider did not sign you in (${reason}). Try again, or sign in with a token.`);
-  }
-  if (!pending || pending.state !== params.get("state")) {
-    throw new ApiError("This sign-in answer does not belong to a sign-in started in this tab. Start the sign-in again.");
   }
   const form = new URLSearchParams({
     grant_type: "authorization_code",

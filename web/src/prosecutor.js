@@ -31,7 +31,7 @@ async function allItems(caseName) {
 }
 
 async function detailOf(id) {
-  if (!details.has(id)) details.set(id, call("evidence", `/v1/evidence/${id}`).catch((err) => { details.delete(id); throw err; }));
+  if (!details.has(id)) details.set(id, call("evidence", `/v1/evidence/${encodeURIComponent(id)}`).catch((err) => { details.delete(id); throw err; }));
   return details.get(id);
 }
 
@@ -217,7 +217,7 @@ function filenameOf(disposition, fallback) {
  * only if they match the seal (what the page does while evidence offers no download URLs).
  */
 async function fetchVerified(item, purpose, onProgress) {
-  const response = await call("evidence", `/v1/evidence/${item.evidence_id}/content?${new URLSearchParams({ purpose })}`, { raw: true });
+  const response = await call("evidence", `/v1/evidence/${encodeURIComponent(item.evidence_id)}/content?${new URLSearchParams({ purpose })}`, { raw: true });
   const digestHeader = /sha-256=:([A-Za-z0-9+/=]+):/.exec(response.headers.get("Repr-Digest") ?? "");
   const hasher = await createSHA256();
   hasher.init();
@@ -250,7 +250,7 @@ async function fetchVerified(item, purpose, onProgress) {
  * recorded then) and lets the browser download from it directly, streaming to disk.
  */
 async function downloadByLink(item, purpose) {
-  const link = await call("evidence", `/v1/evidence/${item.evidence_id}/downloads`, { method: "POST", json: { purpose } });
+  const link = await call("evidence", `/v1/evidence/${encodeURIComponent(item.evidence_id)}/downloads`, { method: "POST", json: { purpose } });
   const anchor = h("a", { href: new URL(link.url, baseUrl("evidence")).toString(), download: item.metadata?.filename ?? "", class: "hidden" });
   document.body.append(anchor);
   anchor.click();
