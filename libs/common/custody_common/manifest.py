@@ -32,9 +32,13 @@ SHA256_PATTERN = r"^[0-9a-f]{64}$"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-def part_key(evidence_id: uuid.UUID | str, index: int) -> str:
-    """Object key of an item's ``index``-th stored part."""
-    return f"evidence/{evidence_id}/parts/{index:06d}"
+def part_key(evidence_id: uuid.UUID | str, index: int, attempt: str) -> str:
+    """Object key of an item's ``index``-th stored part, as one attempt to store it wrote it.
+
+    Each attempt (each PATCH that holds the upload's lock) writes a key of its own: a PATCH that
+    stalled past its lock and ends later must never overwrite or delete the part of the PATCH
+    that took over and was recorded. The recorded key is in the item's manifest."""
+    return f"evidence/{evidence_id}/parts/{index:06d}-{attempt}"
 
 
 def manifest_key(evidence_id: uuid.UUID | str, version: int) -> str:

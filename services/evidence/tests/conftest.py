@@ -156,7 +156,7 @@ class IntakeStandIn:
             encryptor = PartEncryptor(dek, evidence_id, offset)
             chunk = plaintext[offset : offset + size]
             stored = encryptor.header() + encryptor.update(chunk) + encryptor.finalize()
-            key = part_key(evidence_id, index)
+            key = part_key(evidence_id, index, "attempt")
             self.store.put(key, stored)
             parts.append(StoredPart(index=index, offset=offset, size=size, stored_size=len(stored), key=key))
             offset += size

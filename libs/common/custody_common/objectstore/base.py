@@ -1,5 +1,5 @@
 """The object-store port. Keys are ``/``-separated paths such as
-``evidence/<id>/parts/000001``. Methods are blocking; async callers run them in a thread.
+``evidence/<id>/parts/000001-<attempt>``. Methods are blocking; async callers run them in a thread.
 
 Every adapter refuses malformed keys with ValueError (empty or ``.``/``..`` segments, absolute
 paths, segments beginning with a dot, control characters; see ``objectstore.keys``)."""

@@ -1,6 +1,6 @@
 """The shape of object keys, checked the same way by every adapter.
 
-A key is a ``/``-separated relative path such as ``evidence/<id>/parts/000001``. Segments are
+A key is a ``/``-separated relative path such as ``evidence/<id>/parts/000001-<attempt>``. Segments are
 non-empty, are never ``.`` or ``..``, never begin with a dot (names beginning with a dot are
 reserved for an adapter's own bookkeeping, such as the local folder's lock records and
 half-written files) and hold no control characters or backslashes. A key is at most 1024 bytes

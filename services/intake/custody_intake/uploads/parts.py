@@ -38,7 +38,8 @@ class PartAbandoned(Exception):
 
 
 class PartWriter:
-    """Streams the plaintext of one PATCH into the encrypted stored part ``part_key(id, index)``."""
+    """Streams the plaintext of one PATCH into the encrypted stored part ``part_key(id, index,
+    attempt)``, a key no other PATCH writes."""
 
     def __init__(
         self,
@@ -47,6 +48,7 @@ class PartWriter:
         *,
         evidence_id: uuid.UUID,
         index: int,
+        attempt: str,
         offset: int,
         dek: bytes,
         limit: int,
@@ -71,7 +73,7 @@ class PartWriter:
         self._pending: list[bytes] = []
         self._pending_size = 0
         self._job: asyncio.Future[ObjectInfo] | None = None
-        self.key = part_key(evidence_id, index)
+        self.key = part_key(evidence_id, index, attempt)
         self.received = 0
         """Plaintext bytes taken from the request so far."""
         self.written = 0

@@ -212,6 +212,7 @@ class UploadService:
                 self._executor,
                 evidence_id=evidence_id,
                 index=record.next_part,
+                attempt=lock.token,
                 offset=offset,
                 dek=dek,
                 limit=remaining,
@@ -252,13 +253,11 @@ class UploadService:
         except ChecksumMismatch:
             await self._discard(writer.key)
             raise
-        except LockLost:
-            await writer.abandon()
-            raise
         except BaseException:
+            # The key is this attempt's own: deleting it can never take a part another PATCH
+            # stored (one that took the upload over while this one stalled, say).
             await writer.abandon()
-            if not lock.lost:
-                await self._discard(writer.key)
+            await self._discard(writer.key)
             raise
 
     async def _commit_part(

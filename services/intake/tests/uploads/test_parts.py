@@ -41,6 +41,7 @@ def writer_for(  # type: ignore[no-untyped-def]
         executor,
         evidence_id=evidence_id,
         index=3,
+        attempt="attempt",
         offset=offset,
         dek=dek,
         limit=limit,
@@ -68,7 +69,7 @@ async def test_a_part_decrypts_to_the_body(
         await writer.write(piece)
     part = await writer.finish()
     assert (part.index, part.offset, part.size) == (3, 5 * MIB, size)
-    assert part.key == f"evidence/{evidence_id}/parts/000003"
+    assert part.key == f"evidence/{evidence_id}/parts/000003-attempt"
     assert part.stored_size == ciphertext_size(size) == any_store.stat(part.key).size
     stored = b"".join(any_store.read(part.key))
     assert size < 32 or data[:32] not in stored

@@ -179,7 +179,7 @@ async def test_a_wrong_offset_is_refused_and_keeps_nothing(intake: Intake) -> No
     with pytest.raises(OffsetMismatch):
         await append(intake, record.evidence_id, 2000, Body([data[2000:]]))
     assert (await intake.upload(record.evidence_id)).offset == 1000
-    assert intake.keys_under(record.evidence_id) == [part_key(record.evidence_id, 0)]
+    assert intake.keys_under(record.evidence_id) == [part.key for part in await intake.parts(record.evidence_id)]
 
 
 async def test_an_interrupted_patch_without_checksum_keeps_what_arrived(intake: Intake) -> None:
@@ -263,9 +263,10 @@ async def test_only_the_submitter_sees_the_upload(intake: Intake) -> None:
 
 
 class StalledBody:
-    """A body that sends its first chunk, then waits until the test lets it finish."""
+    """A body that sends its first chunk, then waits until the test lets it finish (with
+    ``rest``, or, without it, cut off as a dropped connection cuts it)."""
 
-    def __init__(self, first: bytes, rest: bytes) -> None:
+    def __init__(self, first: bytes, rest: bytes | None) -> None:
         self.first, self.rest = first, rest
         self.stalled = asyncio.Event()
         self.resume = asyncio.Event()
@@ -275,7 +276,10 @@ class StalledBody:
         yield self.first
         self.stalled.set()
         await self.resume.wait()
-        yield self.rest
+        if self.rest is None:
+            self.interrupted = True
+        else:
+            yield self.rest
 
 
 async def test_a_second_patch_meets_the_lock_until_the_first_stalls_too_long(intake: Intake) -> None:
@@ -304,13 +308,39 @@ async def test_a_second_patch_meets_the_lock_until_the_first_stalls_too_long(int
     assert [e["action"] for e in await intake.events(record.evidence_id)] == ["submitted", "received"]
 
 
+@pytest.mark.parametrize("ending", ["cut-off-with-checksum", "longer-than-the-upload", "cancelled"])
+async def test_a_patch_that_stalled_past_its_lock_never_takes_the_part_of_the_one_that_took_over(
+    intake: Intake, ending: str
+) -> None:
+    data = os.urandom(4 * MIB)
+    record = await intake.service.create(investigator(), submission(data), None)
+    first = StalledBody(os.urandom(MIB + 10), None if ending == "cut-off-with-checksum" else os.urandom(4 * MIB))
+    checksum = checksum_of(os.urandom(10)) if ending == "cut-off-with-checksum" else None
+    slow = asyncio.create_task(append(intake, record.evidence_id, 0, first, checksum=checksum))
+    await first.stalled.wait()
+    await asyncio.sleep(0.2)  # its part is being written
+
+    intake.clock.advance(intake.settings.upload_lock_timeout + 1)
+    assert (await append(intake, record.evidence_id, 0, Body([data[: 2 * MIB]]))).offset == 2 * MIB
+    if ending == "cancelled":
+        slow.cancel()
+    else:
+        first.resume.set()
+    await asyncio.gather(slow, return_exceptions=True)
+
+    assert (await append(intake, record.evidence_id, 2 * MIB, Body([data[2 * MIB :]]))).status == "received"
+    completed = await intake.completed(record.evidence_id)
+    assert completed is not None and plaintext_of(intake.store, intake.settings, completed) == data
+    assert intake.keys_under(record.evidence_id) == [part.key for part in completed.parts]
+
+
 async def test_termination_records_the_event_then_deletes_the_parts(intake: Intake) -> None:
     data = os.urandom(3 * MIB)
     record = await intake.service.create(investigator(), submission(data), None)
     await append(intake, record.evidence_id, 0, Body([data[:MIB]]))
     await append(intake, record.evidence_id, MIB, Body([data[MIB : 2 * MIB]]))
     # An unrecorded part, as a PATCH killed mid-write leaves it.
-    intake.store.put(part_key(record.evidence_id, 2), b"ciphertext of a crashed PATCH")
+    intake.store.put(part_key(record.evidence_id, 2, "crashed"), b"ciphertext of a crashed PATCH")
     assert len(intake.keys_under(record.evidence_id)) == 3
 
     await intake.service.terminate(investigator(), record.evidence_id, "req-del")
