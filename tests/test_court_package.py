@@ -525,7 +525,7 @@ def test_damage_found_while_packaging_leaves_no_package(local_stack: Stack, tmp_
     done = custody(stack, investigator, "submit", str(source), "--case", CASE)
     assert done.returncode == 0, done.stderr
     evidence_id = done.stdout.strip().splitlines()[-1]
-    stored = stack.home / "objects" / "evidence" / evidence_id / "parts" / "000000"
+    [stored] = (stack.home / "objects" / "evidence" / evidence_id / "parts").iterdir()
     content = bytearray(stored.read_bytes())
     content[3 * MIB // 2] ^= 0x01
     stored.chmod(0o600)
