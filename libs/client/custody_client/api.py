@@ -537,7 +537,17 @@ class CustodyClient:
         response = self._get(self._audit, f"/v1/custody/{evidence_id}", "reading the custody chain")
         if response.status_code != 200:
             raise error_for(response, f"reading the custody chain of {evidence_id}")
-        return response.json()
+        try:
+            custody = response.json()
+        except (ValueError, RecursionError):  # RecursionError: nested too deep
+            custody = None
+        events = custody.get("events") if isinstance(custody, dict) else None
+        if not isinstance(events, list) or not all(isinstance(event, dict) for event in events):
+            raise NetworkError(
+                f"the audit service's answer for {evidence_id} is not a custody chain (a JSON object whose events "
+                "are objects); check CUSTODY_AUDIT_URL, or report the answer to the log's operator"
+            )
+        return custody
 
     def checkpoint(self) -> str:
         """The log's newest signed checkpoint (a C2SP signed note)."""

@@ -205,12 +205,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _fail(code: int, message: str) -> int:
-    print(f"custody: {message}", file=sys.stderr)
+    _print(f"custody: {message}", sys.stderr)
     return code
 
 
 def _say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    _print(message, sys.stderr)
+
+
+def _print(text: str, stream: TextIO | None = None) -> None:
+    """Print ``text`` to ``stream`` (stdout by default), escaping what it cannot encode rather
+    than failing: text from a package or a server may hold anything, lone surrogates included."""
+    stream = stream or sys.stdout
+    encoding = stream.encoding or "utf-8"
+    print(text.encode(encoding, "backslashreplace").decode(encoding), file=stream, flush=True)
 
 
 def _client() -> CustodyClient:
@@ -334,16 +342,18 @@ def _chain(args: argparse.Namespace) -> int:
     if key is not None:
         report = verify_chain(custody, key, args.evidence_id)
     if args.json:
-        print(json.dumps(custody, indent=2, ensure_ascii=False))
+        _print(json.dumps(custody, indent=2, ensure_ascii=False))
     else:
-        for event in custody.get("events", []):
-            print(describe_event(event))
+        for event in custody["events"]:
+            _print(describe_event(event))
     if key is not None:
         cp = report.checkpoint
         _say(
-            f"verified: {report.events} custody events, each included in checkpoint {cp.size} "
-            f"(root {cp.root_b64}) signed by {key.name}+{key.key_id.hex()}; item_seq 1…{report.events} "
-            "with every prev_leaf linked"
+            f"verified: {report.events} custody events shown, each included in checkpoint {cp.size} "
+            f"(root {cp.root_b64}) signed by {key.name}+{key.key_id.hex()}; item_seq 1…{report.events} with every "
+            f"prev_leaf linked, so no event of the item is missing up to the last one shown (log index "
+            f"{custody['events'][-1]['index']}). This does not show that no later event exists: the answer could "
+            f"leave out the item's events after that one, even ones within checkpoint {cp.size}."
         )
     return EXIT_OK
 
@@ -384,7 +394,7 @@ def _verify(args: argparse.Namespace) -> int:
     from custody_client.package import describe, verify_package
 
     verdict = verify_package(args.package, key, tsa_roots=roots)
-    print(describe(verdict), flush=True)
+    _print(describe(verdict))
     if key is None:
         _say(
             f"the log key was NOT PINNED: the package was checked against its own log-key.txt, which a forger "
@@ -435,22 +445,28 @@ def _pinned_log_key(given: str | None) -> LogKey:
 
 
 def describe_event(event: dict[str, Any]) -> str:
-    """One custody event as a line: log index, time, action, actor, service, SHA-256."""
-    entry = event.get("entry") or {}
-    body = entry.get("event") or {}
-    actor = body.get("actor") or {}
+    """One custody event as a line: log index, time, action, actor, service, SHA-256. Any
+    member may be missing or of another type than the log writes: it is shown as it is."""
+    entry = _object(event.get("entry"))
+    body = _object(entry.get("event"))
+    actor = _object(body.get("actor"))
+    roles = actor.get("roles")
     if "sub" in actor:
-        who = f"{actor['sub']}[{','.join(actor.get('roles') or [])}]"
+        who = f"{actor['sub']}[{','.join(map(str, roles)) if isinstance(roles, list) else ''}]"
     elif "service" in actor:
         who = f"service:{actor['service']}"
     else:
         who = "-"
     columns = [
-        f"{event.get('index', '?'):>6}",
+        f"{str(event.get('index', '?')):>6}",
         str(body.get("time") or entry.get("logged_at") or "-"),
-        f"{body.get('action', '-'):<13}",
+        f"{str(body.get('action', '-')):<13}",
         f"{who:<28}",
-        f"{body.get('service', '-'):<8}",
+        f"{str(body.get('service', '-')):<8}",
         str(body.get("sha256") or "-"),
     ]
     return "  ".join(columns)
+
+
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}

@@ -17,11 +17,15 @@ import binascii
 import hashlib
 import hmac
 import json
+import lzma
 import re
+import struct
+import unicodedata
 import zipfile
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from cryptography import x509
@@ -151,7 +155,7 @@ def event_signed_by(event: Mapping[str, Any], key: Ed25519PublicKey) -> bool:
     try:
         signature = base64.b64decode(str(event.get("sig")), validate=True)
         key.verify(signature, canonical_json({k: v for k, v in event.items() if k != "sig"}))
-    except (InvalidSignature, binascii.Error, ValueError, VerificationFailed):
+    except (InvalidSignature, binascii.Error, ValueError, RecursionError, VerificationFailed):
         return False
     return True
 
@@ -176,39 +180,141 @@ class _Zip:
         self.names = [info.filename for info in archive.infolist() if not info.is_dir()]
 
     def unsafe_names(self) -> list[str]:
-        unsafe = []
-        for name in self.names:
-            parts = PurePosixPath(name).parts
-            if name.startswith("/") or "\\" in name or ".." in parts or not parts or ":" in parts[0]:
-                unsafe.append(name)
-        return unsafe
+        """Entries not spelled the one way every extractor reads alike (``./files/x``,
+        ``files//x``, ``/x``, ``a\\b``, ``C:x``, ``..``): each could land on another entry's path."""
+        return [info.filename for info in self.archive.infolist() if not _canonical(info.filename)]
 
     def duplicates(self) -> list[str]:
+        """Entries whose path, ignoring case and Unicode normalization, an earlier one has:
+        extracted, the later would overwrite the earlier (``FILES/x`` over ``files/x``)."""
         seen: set[str] = set()
-        return [n for n in self.names if n in seen or seen.add(n)]  # type: ignore[func-returns-value]
+        repeated = []
+        for info in self.archive.infolist():
+            key = _path_key(info.filename)
+            if key in seen:
+                repeated.append(info.filename)
+            seen.add(key)
+        return repeated
+
+    def stray_bytes(self) -> bool:
+        """Whether the entries the central directory lists overlap, or leave room between
+        them for an entry it does not list, which an extractor reading the archive from its
+        start (``jar xf``) would extract although no check saw it."""
+        end = 0
+        for info in sorted(self.archive.infolist(), key=lambda i: i.header_offset):
+            if not 0 <= info.header_offset - end <= _DATA_DESCRIPTOR:
+                return True
+            self.archive.fp.seek(info.header_offset)
+            header = self.archive.fp.read(_LOCAL_HEADER)
+            if len(header) < _LOCAL_HEADER or header[:4] != b"PK\x03\x04":
+                return True
+            name_length, extra_length = struct.unpack("<HH", header[26:30])
+            end = info.header_offset + _LOCAL_HEADER + name_length + extra_length + info.compress_size
+        return not 0 <= self.archive.start_dir - end <= _DATA_DESCRIPTOR
 
     def has(self, name: str) -> bool:
         return name in self.names
 
+    def size(self, name: str) -> int:
+        """The entry's size as the central directory states it, read without decompressing."""
+        return self.archive.getinfo(name).file_size
+
     def read(self, name: str, limit: int = MAX_DOCUMENT) -> bytes:
+        """The entry's bytes; raises VerificationFailed if it holds more than ``limit`` or is damaged."""
         info = self.archive.getinfo(name)
         if info.file_size > limit:
             raise VerificationFailed(f"{name} is {info.file_size} bytes, more than the {limit} a package may hold there")
-        with self.archive.open(info) as stream:
-            return stream.read(limit + 1)[:limit]
+        try:
+            with self.archive.open(info) as stream:
+                return stream.read(limit + 1)[:limit]
+        except _DAMAGED as exc:
+            raise _damaged(name, exc) from None
 
-    def digest(self, name: str) -> tuple[str, int]:
-        """SHA-256 (hex) and size of an entry, read a block at a time (the zip's CRC is checked too)."""
+    def digest(self, name: str, size: int) -> str:
+        """SHA-256 (hex) of an entry the central directory says holds ``size`` bytes, read a
+        block at a time, never more than ``size`` + 1 bytes (the zip's CRC is checked too);
+        raises VerificationFailed if it is damaged."""
         digest = hashlib.sha256()
-        size = 0
-        with self.archive.open(name) as stream:
-            while block := stream.read(_BLOCK):
-                digest.update(block)
-                size += len(block)
-        return digest.hexdigest(), size
+        left = size + 1
+        try:
+            with self.archive.open(name) as stream:
+                while left > 0 and (block := stream.read(min(_BLOCK, left))):
+                    digest.update(block)
+                    left -= len(block)
+        except _DAMAGED as exc:
+            raise _damaged(name, exc) from None
+        return digest.hexdigest()
+
+
+_DAMAGED = (zipfile.BadZipFile, NotImplementedError, RuntimeError, EOFError, OSError, zlib.error, lzma.LZMAError)
+"""What zipfile raises for an entry it cannot read: a bad CRC or header, an unsupported
+compression method, encryption, compressed data cut short or corrupt."""
+_LOCAL_HEADER = 30
+_DATA_DESCRIPTOR = 24
+"""The most bytes that may follow an entry's data (a ZIP64 data descriptor with its
+signature): fewer than a local header needs, so no hidden entry fits there."""
+
+
+def _damaged(name: str, exc: Exception) -> VerificationFailed:
+    return VerificationFailed(
+        f"{name} cannot be read from the zip ({type(exc).__name__}: {exc}): it was damaged or altered"
+    )
+
+
+def _canonical(name: str) -> bool:
+    path = name.removesuffix("/")  # a directory entry
+    segments = path.split("/")
+    return "\\" not in path and ":" not in segments[0] and not any(s in ("", ".", "..") for s in segments)
+
+
+def _path_key(name: str) -> str:
+    """The path as a case-insensitive or normalizing file system (macOS, Windows) sees it."""
+    return unicodedata.normalize("NFC", name.removesuffix("/")).casefold()
 
 
 # --- the checks -------------------------------------------------------------------------------
+
+_NULL = type(None)
+_MANIFEST: dict[str, Any] = {
+    "package_id": str,
+    "created_at": str,
+    "exported_by": {"sub": str, "roles": [str]},
+    "purpose": {"text": str, "salt": str},
+    "log": {"origin": str},
+    "evidence_service_key": {"key_id": str, "public_key": str},
+    "items": [
+        {
+            "evidence_id": str,
+            "case": str,
+            "path": str,
+            "sha256": str,
+            "size": int,
+            "custody": str,
+            "metadata": dict,
+            "metadata_salts": (dict, _NULL),
+        }
+    ],
+    "excluded": [dict],
+}
+"""The members of a manifest the checks rely on, and their JSON types (§2)."""
+_EVENT: dict[str, Any] = {"case": str, "actor": (dict, _NULL), "details": (dict, _NULL), "commitments": (dict, _NULL)}
+"""The members of a custody event the checks rely on, and their JSON types."""
+
+
+def _misfits(value: Any, shape: Any, where: str) -> list[str]:
+    """Where ``value`` departs from ``shape``: a dict of its members' shapes, a list of one
+    element's shape for every element, or a type (or tuple of types) the value must be."""
+    if isinstance(shape, dict):
+        if not isinstance(value, dict):
+            return [where]
+        return [
+            m for name, kind in shape.items() for m in _misfits(value.get(name), kind, f"{where}.{name}" if where else name)
+        ]
+    if isinstance(shape, list):
+        if not isinstance(value, list):
+            return [where]
+        return [m for n, element in enumerate(value) for m in _misfits(element, shape[0], f"{where}[{n}]")]
+    return [] if isinstance(value, shape) else [where]
 
 
 def verify_package(
@@ -227,7 +333,7 @@ def verify_package(
     verdict = PackageVerdict(path=Path(path), key_pinned=log_key is not None)
     try:
         archive = zipfile.ZipFile(path)
-    except (OSError, zipfile.BadZipFile) as exc:
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as exc:  # ValueError: a name that is not UTF-8
         verdict.findings.append(Finding(False, "zip archive", f"{path} is not a readable zip archive ({exc})"))
         return verdict
     with archive:
@@ -239,37 +345,66 @@ def _verify(package: _Zip, pinned: LogKey | None, tsa_roots: tuple[x509.Certific
     found = verdict.findings
     bad_names = package.unsafe_names() + package.duplicates()
     found.append(
-        Finding(not bad_names, "zip paths", "every path is relative, unique and stays inside the package")
+        Finding(
+            True, "zip paths", "every path is relative, spelled plainly, unique ignoring case, and stays inside the package"
+        )
         if not bad_names
-        else Finding(False, "zip paths", f"unsafe or repeated paths: {', '.join(bad_names[:5])}")
+        else Finding(
+            False,
+            "zip paths",
+            f"unsafe or repeated paths: {', '.join(bad_names[:5])} (each must be spelled plainly and once, ignoring "
+            "case): extracted, such an entry can replace another, so what is extracted may not be what was checked",
+        )
     )
+    if package.stray_bytes():
+        found.append(
+            Finding(
+                False,
+                "zip entries",
+                "the archive holds bytes outside the entries it lists, or entries that overlap: some extractors "
+                "would find an entry there that no check saw",
+            )
+        )
     missing = [n for n in ("manifest.json", "manifest.sig", "manifest.pub.pem", "checkpoint.txt") if not package.has(n)]
     if missing:
         found.append(Finding(False, "package contents", f"missing: {', '.join(missing)}"))
         return
+    try:
+        manifest_bytes = package.read("manifest.json")
+        checkpoint_text = package.read("checkpoint.txt").decode("utf-8", "replace")
+    except VerificationFailed as failure:
+        found.append(Finding(False, "package contents", str(failure)))
+        return
 
-    manifest_bytes = package.read("manifest.json")
     manifest_sha256 = hashlib.sha256(manifest_bytes).hexdigest()
     evidence_key = _manifest_signature(package, manifest_bytes, found)
     try:
         manifest = json.loads(manifest_bytes)
-        if not isinstance(manifest, dict) or manifest.get("type") != PACKAGE_TYPE:
-            raise ValueError(f"it is not a {PACKAGE_TYPE} manifest")
-        if not isinstance(manifest.get("items"), list):
-            raise ValueError("it lists no items")
-    except ValueError as exc:
-        found.append(Finding(False, "manifest", f"manifest.json cannot be read: {exc}"))
+    except (ValueError, RecursionError) as exc:  # RecursionError: arrays or objects nested too deep
+        found.append(Finding(False, "manifest", f"manifest.json is not JSON ({exc})"))
         return
-    verdict.package_id = str(manifest.get("package_id"))
-    verdict.created_at = str(manifest.get("created_at"))
-    exporter = manifest.get("exported_by") or {}
-    verdict.exported_by = f"{exporter.get('sub')} ({', '.join(exporter.get('roles') or [])})"
-    purpose = manifest.get("purpose") or {}
-    verdict.purpose = purpose.get("text") if isinstance(purpose.get("text"), str) else None
-    verdict.excluded = [e for e in manifest.get("excluded") or [] if isinstance(e, Mapping)]
+    if not isinstance(manifest, dict) or manifest.get("type") != PACKAGE_TYPE:
+        found.append(Finding(False, "manifest", f"manifest.json is not a {PACKAGE_TYPE} manifest"))
+        return
+    misfits = _misfits(manifest, _MANIFEST, "")
+    if misfits:
+        found.append(
+            Finding(
+                False,
+                "manifest",
+                f"manifest.json is not a {PACKAGE_TYPE} manifest: {', '.join(misfits[:5])} missing or of the wrong "
+                "type (docs/package-format.md §2); nothing else was checked",
+            )
+        )
+        return
+    verdict.package_id = manifest["package_id"]
+    verdict.created_at = manifest["created_at"]
+    exporter = manifest["exported_by"]
+    verdict.exported_by = f"{exporter['sub']} ({', '.join(exporter['roles'])})"
+    verdict.purpose = manifest["purpose"]["text"]
+    verdict.excluded = manifest["excluded"]
     key_id = _manifest_key(manifest, evidence_key, found)
 
-    checkpoint_text = package.read("checkpoint.txt").decode("utf-8", "replace")
     key = _log_key(package, pinned, found)
     verdict.log_key = key
     checkpoint = None
@@ -287,45 +422,51 @@ def _verify(package: _Zip, pinned: LogKey | None, tsa_roots: tuple[x509.Certific
         except VerificationFailed as failure:
             found.append(Finding(False, "checkpoint", str(failure)))
     verdict.checkpoint = checkpoint
-    origin = (manifest.get("log") or {}).get("origin")
+    origin = manifest["log"]["origin"]
     if checkpoint is not None and origin != checkpoint.origin:
         found.append(Finding(False, "log", f"the manifest names log {origin!r}, the checkpoint is of {checkpoint.origin!r}"))
 
     listed: set[str] = set()
-    for position, entry in enumerate(manifest["items"], start=1):
+    for entry in manifest["items"]:
         item = _verify_item(
-            package, entry, position, manifest, manifest_sha256, checkpoint_text, checkpoint, key, evidence_key, key_id
+            package, entry, manifest, manifest_sha256, checkpoint_text, checkpoint, key, evidence_key, key_id
         )
         verdict.items.append(item)
-        if isinstance(entry, Mapping):
-            listed.update({str(entry.get("path")), str(entry.get("custody"))})
-    unlisted = [
-        n for n in package.names if (n.startswith("files/") or n.startswith("custody/")) and n not in listed
-    ]
+        listed.update({entry["path"], entry["custody"]})
+    # compared as a case-insensitive file system would, so FILES/x counts as under files/
+    unlisted = [n for n in package.names if _path_key(n).startswith(("files/", "custody/")) and n not in listed]
     if unlisted:
         found.append(Finding(False, "package contents", f"not listed in the manifest: {', '.join(unlisted[:5])}"))
     if not verdict.items:
         found.append(Finding(False, "package contents", "the manifest lists no exported item"))
     if package.has("checkpoint.tsr"):
         verdict.timestamp_pinned = bool(tsa_roots)
-        found.append(_timestamp(package.read("checkpoint.tsr"), checkpoint_text, tsa_roots))
+        try:
+            token = package.read("checkpoint.tsr", 1024 * 1024)
+        except VerificationFailed as failure:
+            found.append(Finding(False, "time-stamp", str(failure)))
+        else:
+            found.append(_timestamp(token, checkpoint_text, tsa_roots))
 
 
 def _manifest_signature(package: _Zip, manifest_bytes: bytes, found: list[Finding]) -> Ed25519PublicKey | None:
     try:
         key = serialization.load_pem_public_key(package.read("manifest.pub.pem", 64 * 1024))
+    except VerificationFailed as failure:
+        found.append(Finding(False, "manifest signature", str(failure)))
+        return None
     except ValueError:
         found.append(Finding(False, "manifest signature", "manifest.pub.pem holds no public key"))
         return None
     if not isinstance(key, Ed25519PublicKey):
         found.append(Finding(False, "manifest signature", "manifest.pub.pem is not an Ed25519 key"))
         return None
-    signature = package.read("manifest.sig", 1024)
     try:
+        signature = package.read("manifest.sig", 1024)
         if len(signature) != 64:
             raise InvalidSignature
         key.verify(signature, manifest_bytes)
-    except InvalidSignature:
+    except (InvalidSignature, VerificationFailed):  # VerificationFailed: too large or damaged
         found.append(
             Finding(False, "manifest signature", "manifest.sig is not the signature of manifest.json by manifest.pub.pem")
         )
@@ -342,7 +483,7 @@ def _manifest_key(manifest: Mapping[str, Any], key: Ed25519PublicKey | None, fou
     if key is None:
         return None
     key_id = hashlib.sha256(_raw(key)).hexdigest()
-    named = manifest.get("evidence_service_key") or {}
+    named = manifest["evidence_service_key"]
     if named.get("key_id") != key_id or named.get("public_key") != base64.b64encode(_raw(key)).decode():
         found.append(Finding(False, "manifest key", "the manifest names another key than the one it is signed with"))
     return key_id
@@ -377,8 +518,7 @@ def _log_key(package: _Zip, pinned: LogKey | None, found: list[Finding]) -> LogK
 
 def _verify_item(
     package: _Zip,
-    entry: Any,
-    position: int,
+    entry: Mapping[str, Any],
     manifest: Mapping[str, Any],
     manifest_sha256: str,
     checkpoint_text: str,
@@ -387,39 +527,33 @@ def _verify_item(
     evidence_key: Ed25519PublicKey | None,
     key_id: str | None,
 ) -> ItemVerdict:
-    if not isinstance(entry, Mapping):
-        verdict = ItemVerdict(evidence_id=f"#{position}", path="?")
-        verdict.findings.append(Finding(False, "manifest entry", f"item {position} of the manifest is not an object"))
-        return verdict
-    evidence_id, path = str(entry.get("evidence_id")), str(entry.get("path"))
+    evidence_id, path = entry["evidence_id"], entry["path"]
     verdict = ItemVerdict(evidence_id=evidence_id, path=path)
     add = verdict.findings.append
-    sha256, size = entry.get("sha256"), entry.get("size")
-    if not (_UUID.match(evidence_id) and isinstance(sha256, str) and _HEX64.match(sha256) and isinstance(size, int)):
+    sha256, size = entry["sha256"], entry["size"]
+    if not (_UUID.match(evidence_id) and _HEX64.match(sha256) and size >= 0):
         add(Finding(False, "manifest entry", "the entry lacks a valid evidence_id, sha256 or size"))
         return verdict
 
     actual: tuple[str, int] | None = None
     if not path.startswith("files/") or not package.has(path):
         add(Finding(False, "file", f"{path} is not in the package"))
+    elif package.size(path) != size:
+        # compared before reading: an entry may inflate to far more than the zip holds
+        add(Finding(False, "file SHA-256", f"{path} holds {package.size(path)} bytes; the manifest says {size}"))
     else:
         try:
-            actual = package.digest(path)
-        except (zipfile.BadZipFile, OSError) as exc:
-            add(Finding(False, "file", f"{path} cannot be read from the zip ({exc}): it was altered"))
+            actual = package.digest(path, size), size
+        except VerificationFailed as failure:
+            add(Finding(False, "file", str(failure)))
         else:
-            matches = actual == (sha256, size)
             add(
                 Finding(True, "file SHA-256", f"{path}: {size} bytes, SHA-256 {sha256}, as the manifest says")
-                if matches
-                else Finding(
-                    False,
-                    "file SHA-256",
-                    f"{path} has SHA-256 {actual[0]} and {actual[1]} bytes; the manifest says {sha256} and {size}",
-                )
+                if actual[0] == sha256
+                else Finding(False, "file SHA-256", f"{path} has SHA-256 {actual[0]}; the manifest says {sha256}")
             )
 
-    custody_path = str(entry.get("custody"))
+    custody_path = entry["custody"]
     if custody_path != f"custody/{evidence_id}.json" or not package.has(custody_path):
         add(Finding(False, "custody chain", f"custody/{evidence_id}.json is not in the package"))
         return verdict
@@ -427,8 +561,11 @@ def _verify_item(
         custody = json.loads(package.read(custody_path))
         if not isinstance(custody, dict):
             raise ValueError("not an object")
-    except (ValueError, VerificationFailed) as exc:
-        add(Finding(False, "custody chain", f"{custody_path} cannot be read: {exc}"))
+    except VerificationFailed as failure:
+        add(Finding(False, "custody chain", str(failure)))
+        return verdict
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
+        add(Finding(False, "custody chain", f"{custody_path} is not a JSON object: {exc}"))
         return verdict
     if custody.get("checkpoint") != checkpoint_text:
         add(Finding(False, "custody chain", f"{custody_path} is proven against another checkpoint than checkpoint.txt"))
@@ -441,15 +578,19 @@ def _verify_item(
     except VerificationFailed as failure:
         add(Finding(False, "custody chain", str(failure)))
         return verdict
+    events = [event["entry"]["event"] for event in custody["events"]]
+    misfits = [m for n, event in enumerate(events, start=1) for m in _misfits(event, _EVENT, f"event {n}")]
+    if misfits:
+        add(Finding(False, "custody chain", f"{custody_path}: {', '.join(misfits[:5])} missing or of the wrong type"))
+        return verdict
     add(
         Finding(
             True,
             "custody chain",
             f"{report.events} events, each included in checkpoint {checkpoint.size}; item_seq 1…{report.events} "
-            "with every prev_leaf linked",
+            "with every prev_leaf linked: none is missing up to the last one shown",
         )
     )
-    events = [event["entry"]["event"] for event in custody["events"]]
     file_hash = actual or (None, None)
     _check_case(events, entry, add)
     _check_sealed(events, file_hash, add)
@@ -507,16 +648,16 @@ def _check_exported(
         problems.append(f"it names manifest SHA-256 {details.get('manifest_sha256')}, not {manifest_sha256}")
     if (event.get("sha256"), event.get("size")) != file_hash:
         problems.append("it names another file hash or size")
-    purpose = manifest.get("purpose") or {}
+    purpose = manifest["purpose"]
     committed = (event.get("commitments") or {}).get("purpose")
-    if not (isinstance(purpose.get("text"), str) and commitment_holds(str(purpose.get("salt")), purpose["text"], str(committed))):
+    if not commitment_holds(purpose["salt"], purpose["text"], str(committed)):
         problems.append("the manifest's purpose is not the one committed to in the log")
     if key_id is not None and details.get("signing_key") != key_id:
         problems.append(f"it names evidence key {details.get('signing_key')}, not the manifest's {key_id}")
     actor = event.get("actor") or {}
-    exporter = manifest.get("exported_by") or {}
-    if actor.get("sub") != exporter.get("sub"):
-        problems.append(f"it was done by {actor.get('sub')!r}, not {exporter.get('sub')!r}")
+    exporter = manifest["exported_by"]
+    if actor.get("sub") != exporter["sub"]:
+        problems.append(f"it was done by {actor.get('sub')!r}, not {exporter['sub']!r}")
     add(
         Finding(False, "exported event", "; ".join(problems))
         if problems

@@ -6,7 +6,8 @@
   ``SHA-256(NAME ‖ 0x0A ‖ 0x01 ‖ PUBKEY)[:4]``; verifier keys read ``NAME+KEYIDHEX+BASE64(0x01 ‖ PUBKEY)``.
 - An item's custody chain: every leaf included under the signed checkpoint, every entry the
   leaf it claims to be, ``item_seq`` counting 1, 2, 3, … and each ``prev_leaf`` the leaf hash
-  of the entry before it.
+  of the entry before it. This proves no event is missing up to the last one shown; it cannot
+  prove the answer withholds no newer event (one the log may hold, even below the checkpoint).
 """
 
 from __future__ import annotations
@@ -158,9 +159,10 @@ class ChainReport:
     checkpoint: Checkpoint
     key: LogKey
     events: int
-    """Custody events of the item, each included under the checkpoint, numbered 1…events."""
+    """Custody events of the item, each included under the checkpoint, numbered 1…events: none
+    is missing up to the last one shown, but newer ones may exist."""
     last_leaf_hash: str
-    """Hex leaf hash of the item's newest event; compare with a later chain to see it only grew."""
+    """Hex leaf hash of the newest event shown; compare with a later chain to see it only grew."""
 
 
 def _b64(value: Any, what: str) -> bytes:
@@ -175,8 +177,11 @@ def _b64(value: Any, what: str) -> bytes:
 def verify_chain(custody: Mapping[str, Any], key: LogKey, evidence_id: str) -> ChainReport:
     """Check a custody chain as ``GET /v1/custody/{evidence_id}`` returns it, against the pinned
     log ``key``: the checkpoint's signature, each event's inclusion under it, that each entry is
-    its leaf and concerns ``evidence_id``, and the item's ``item_seq``/``prev_leaf`` chain.
-    Raises VerificationFailed naming the first failure."""
+    its leaf and concerns ``evidence_id``, and the item's ``item_seq``/``prev_leaf`` chain: the
+    events shown are the item's first ones, none missing up to the last shown (whether newer ones
+    were withheld, it cannot tell). Raises VerificationFailed naming the first failure."""
+    if not isinstance(custody, Mapping):
+        raise VerificationFailed("the custody chain is not a JSON object")
     note = custody.get("checkpoint")
     if not isinstance(note, str):
         raise VerificationFailed("the custody chain has no checkpoint")
@@ -206,7 +211,7 @@ def verify_chain(custody: Mapping[str, Any], key: LogKey, evidence_id: str) -> C
             raise VerificationFailed(f"{where}: {failure}; the log or this answer was altered") from None
         try:
             entry = json.loads(leaf)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deep
             raise VerificationFailed(f"{where}: the leaf is not JSON") from None
         if entry != event.get("entry"):
             raise VerificationFailed(f"{where}: the entry shown differs from the leaf in the log")

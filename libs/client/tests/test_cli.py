@@ -305,3 +305,43 @@ def test_chain_verify_exits_1_naming_the_failure(use_fakes, capsys) -> None:
     use_fakes(audit=lambda r: httpx.Response(200, json=forged))
     assert cli.main(["chain", evidence_id, "--verify", "--log-key", vkey]) == 1
     assert "inclusion proof" in capsys.readouterr().err
+
+
+def test_chain_verify_says_the_events_shown_have_no_gap_but_later_ones_could_be_left_out(use_fakes, capsys) -> None:
+    evidence_id = str(uuid.uuid4())
+    custody, vkey = _signed_single_event_log(Ed25519PrivateKey.generate(), evidence_id)
+    use_fakes(audit=lambda r: httpx.Response(200, json=custody))
+    assert cli.main(["chain", evidence_id, "--verify", "--log-key", vkey]) == 0
+    said = " ".join(capsys.readouterr().err.split())
+    assert "no event of the item is missing up to the last one shown (log index 0)" in said
+    assert "This does not show that no later event exists" in said
+    assert "within checkpoint 1" in said
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"<html>Bad gateway</html>", b"[1, 2]", b'{"events": [1]}', b'{"events": "none"}', b"[" * 100_000 + b"]" * 100_000],
+    ids=["html", "list", "events-not-objects", "events-not-a-list", "nested-too-deep"],
+)
+@pytest.mark.parametrize("verify", [False, True], ids=["shown", "verified"])
+def test_chain_exits_3_when_the_answer_is_not_a_custody_chain(use_fakes, capsys, body: bytes, verify: bool) -> None:
+    evidence_id = str(uuid.uuid4())
+    _, vkey = _signed_single_event_log(Ed25519PrivateKey.generate(), evidence_id)
+    use_fakes(audit=lambda r: httpx.Response(200, content=body, headers={"Content-Type": "application/json"}))
+    assert cli.main(["chain", evidence_id, *(["--verify", "--log-key", vkey] if verify else [])]) == 3
+    out, err = capsys.readouterr()
+    assert out == "" and f"the audit service's answer for {evidence_id} is not a custody chain" in err
+
+
+def test_chain_shows_events_of_any_shape_escaping_what_cannot_be_printed(use_fakes, capsys) -> None:
+    evidence_id = str(uuid.uuid4())
+    odd = {"index": {}, "entry": {"event": {"action": ["sealed"], "actor": {"sub": "\ud800", "roles": [1]}, "service": 5}}}
+    custody = {"checkpoint": "", "events": [odd, {"entry": "not an object"}]}
+    body = json.dumps(custody).encode()  # ASCII: the lone surrogate travels as the JSON escape \ud800
+    use_fakes(audit=lambda r: httpx.Response(200, content=body, headers={"Content-Type": "application/json"}))
+    assert cli.main(["chain", evidence_id]) == 0
+    first, second = capsys.readouterr().out.splitlines()
+    assert first.split() == ["{}", "-", "['sealed']", "\\ud800[1]", "5", "-"]
+    assert second.split() == ["?", "-", "-", "-", "-", "-"]
+    assert cli.main(["chain", evidence_id, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == custody

@@ -13,6 +13,7 @@ import io
 import json
 import os
 import socket
+import struct
 import subprocess
 import sys
 import textwrap
@@ -130,8 +131,9 @@ class Package:
         )
 
 
-def build(contents: dict[str, bytes] | None = None) -> Package:
-    """A package of ``contents`` ({file name: bytes}), its events logged among others."""
+def build(contents: dict[str, bytes] | None = None, event_changes: dict[str, Any] | None = None) -> Package:
+    """A package of ``contents`` ({file name: bytes}), its events logged among others, each
+    event with the members ``event_changes`` sets."""
     contents = contents or {"Депортація дітей.mp4": os.urandom(70_000), "witness.pdf": b"%PDF-1.4 statement"}
     package = Package()
     evidence_key = package.evidence_key
@@ -197,22 +199,19 @@ def build(contents: dict[str, bytes] | None = None) -> Package:
                 "size": size,
             }
             if step == "submitted":
-                event = sign_event(fields | {"actor": {"sub": "olena", "roles": ["investigator"]}, "service": "intake",
-                                             "commitments": commitments}, intake_key)
+                signer, extra = intake_key, {"actor": {"sub": "olena", "roles": ["investigator"]},
+                                             "service": "intake", "commitments": commitments}
             elif step == "sealed":
-                event = sign_event(fields | {"actor": {"service": "evidence"}, "service": "evidence"}, evidence_key)
+                signer, extra = evidence_key, {"actor": {"service": "evidence"}, "service": "evidence"}
             else:
-                event = sign_event(
-                    fields
-                    | {
-                        "actor": {"sub": "petra", "roles": ["prosecutor"]},
-                        "service": "evidence",
-                        "commitments": {"purpose": purpose_digest},
-                        "details": {"package_id": package_id, "manifest_sha256": manifest_sha256,
-                                    "signing_key": evidence_key_id, "request_id": "r-1"},
-                    },
-                    evidence_key,
-                )
+                signer, extra = evidence_key, {
+                    "actor": {"sub": "petra", "roles": ["prosecutor"]},
+                    "service": "evidence",
+                    "commitments": {"purpose": purpose_digest},
+                    "details": {"package_id": package_id, "manifest_sha256": manifest_sha256,
+                                "signing_key": evidence_key_id, "request_id": "r-1"},
+                }
+            event = sign_event(fields | extra | (event_changes or {}), signer)
             seq = len(positions.get(evidence_id, [])) + 1
             entry = {"event": event, "item_seq": seq, "prev_leaf": previous.get(evidence_id),
                      "logged_at": "2025-05-01T10:00:00.500Z"}
@@ -432,6 +431,207 @@ def test_unsafe_paths_are_refused(tmp_path: Path) -> None:
     assert any("unsafe or repeated paths: ../outside.txt" in f for f in verdict.failures)
 
 
+# --- what an extractor sees is what was checked ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "shadow"),
+    [
+        ("witness.pdf", "./files/witness.pdf"),
+        ("witness.pdf", "FILES/witness.pdf"),
+        ("witness.pdf", "files/WITNESS.pdf"),
+        ("witness.pdf", "files//witness.pdf"),
+        ("witness.pdf", "files/./witness.pdf"),
+        ("witness.pdf", "custody/../files/witness.pdf"),
+        ("témoin.pdf", "files/te\u0301moin.pdf"),
+        ("witness.pdf", "MANIFEST.JSON"),
+    ],
+)
+def test_another_spelling_of_a_path_fails_as_it_could_replace_that_file_when_extracted(
+    tmp_path: Path, name: str, shadow: str
+) -> None:
+    package = build({name: b"%PDF-1.4 statement"})
+    package.files[shadow] = b"%PDF-1.4 FORGED statement"  # written after the genuine entry
+    verdict = verify_package(package.write(tmp_path / "p.zip"), package.pinned)
+    assert verdict.exit_code == EXIT_FAILED
+    assert any(f.startswith(f"zip paths: unsafe or repeated paths: {shadow} ") for f in verdict.failures), verdict.failures
+
+
+def _without_last_central_record(path: Path) -> None:
+    """Drop the archive's last entry from its central directory, leaving its bytes in place."""
+    data = path.read_bytes()
+    end = data.rindex(b"PK\x05\x06")
+    last = data.rindex(b"PK\x01\x02", 0, end)
+    (count,) = struct.unpack_from("<H", data, end + 10)
+    (size,) = struct.unpack_from("<I", data, end + 12)
+    trimmed = bytearray(data[:last] + data[end:])
+    struct.pack_into("<HHI", trimmed, last + 8, count - 1, count - 1, size - (end - last))
+    path.write_bytes(trimmed)
+
+
+@pytest.mark.filterwarnings("ignore:Duplicate name")
+def test_an_entry_the_central_directory_does_not_list_fails(tmp_path: Path) -> None:
+    """``jar xf`` and other extractors that read the archive from its start would extract it."""
+    package = build()
+    path = package.write(tmp_path / "p.zip")
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.writestr("files/witness.pdf", b"%PDF-1.4 FORGED statement")
+    _without_last_central_record(path)
+    assert zipfile.ZipFile(path).namelist().count("files/witness.pdf") == 1
+    verdict = verify_package(path, package.pinned)
+    assert verdict.exit_code == EXIT_FAILED
+    assert [f for f in verdict.failures if f.startswith("zip entries:")], verdict.failures
+
+
+def test_a_file_of_another_size_than_the_manifest_says_fails_without_being_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A small entry may inflate to gigabytes: its stated size is compared before any byte is read."""
+    package = build()
+    package.files["files/witness.pdf"] = bytes(1024 * 1024)
+    path = package.write(tmp_path / "p.zip")
+    opened: list[str] = []
+    real_open = zipfile.ZipFile.open
+
+    def spy(self: zipfile.ZipFile, name: Any, *args: Any, **kwargs: Any) -> Any:
+        opened.append(name.filename if isinstance(name, zipfile.ZipInfo) else name)
+        return real_open(self, name, *args, **kwargs)
+
+    monkeypatch.setattr(zipfile.ZipFile, "open", spy)
+    verdict = verify_package(path, package.pinned)
+    assert "files/witness.pdf holds 1048576 bytes; the manifest says 18" in "\n".join(verdict.failures)
+    assert "files/witness.pdf" not in opened
+
+
+# --- a damaged or misshapen package is a finding, never an exception ----------------------------
+
+
+def _damage(path: Path, name: str, how: str) -> None:
+    """Damage entry ``name`` in place: "crc" flips a byte of its data, "method" claims an
+    unknown compression method, "encrypted" sets its encryption flag."""
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as archive:
+        local = archive.getinfo(name).header_offset
+        central = data.index(name.encode(), archive.start_dir) - 46
+    if how == "crc":
+        name_length, extra_length = struct.unpack_from("<HH", data, local + 26)
+        data[local + 30 + name_length + extra_length] ^= 0x01
+    elif how == "method":
+        struct.pack_into("<H", data, local + 8, 99)
+        struct.pack_into("<H", data, central + 10, 99)
+    else:
+        data[local + 6] |= 0x01
+        data[central + 8] |= 0x01
+    path.write_bytes(data)
+
+
+@pytest.mark.parametrize("how", ["crc", "method", "encrypted"])
+@pytest.mark.parametrize("entry", ["manifest.json", "checkpoint.txt", "custody", "file"])
+def test_a_damaged_entry_is_a_finding_naming_it(tmp_path: Path, entry: str, how: str) -> None:
+    package = build()
+    item = package.manifest()["items"][0]
+    name = {"custody": item["custody"], "file": item["path"]}.get(entry, entry)
+    path = package.write(tmp_path / "p.zip")
+    _damage(path, name, how)
+    verdict = verify_package(path, package.pinned)
+    assert verdict.exit_code == EXIT_FAILED
+    assert any(f"{name} cannot be read from the zip" in f for f in verdict.failures), verdict.failures
+
+
+def test_a_name_marked_utf_8_that_is_not_is_a_finding(tmp_path: Path) -> None:
+    package = build()
+    path = package.write(tmp_path / "p.zip")
+    data = bytearray(path.read_bytes().replace(b"VERIFY.md", b"VERIFY\xffmd"))
+    with zipfile.ZipFile(path) as archive:
+        central = data.index(b"VERIFY\xffmd", archive.start_dir) - 46
+    data[central + 9] |= 0x08  # general purpose bit 11: the name is UTF-8
+    path.write_bytes(data)
+    verdict = verify_package(path, package.pinned)
+    assert verdict.exit_code == EXIT_FAILED
+    assert verdict.failures[0].startswith("zip archive:") and "is not a readable zip archive" in verdict.failures[0]
+
+
+def _set(path: list[Any], value: Any) -> Callable[[dict[str, Any]], None]:
+    def change(manifest: dict[str, Any]) -> None:
+        target = manifest
+        for step in path[:-1]:
+            target = target[step]
+        target[path[-1]] = value
+
+    return change
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        (_set(["exported_by"], "petra"), "exported_by"),
+        (_set(["exported_by", "roles"], [1]), "exported_by.roles[0]"),
+        (_set(["purpose"], "why"), "purpose"),
+        (_set(["purpose", "text"], None), "purpose.text"),
+        (_set(["log"], ["custody.test/court-log"]), "log"),
+        (_set(["evidence_service_key"], ["key"]), "evidence_service_key"),
+        (_set(["excluded"], 5), "excluded"),
+        (_set(["excluded"], ["rejected"]), "excluded[0]"),
+        (_set(["items", 0, "case"], ["UA-2024-017"]), "items[0].case"),
+        (_set(["items", 1], "files/witness.pdf"), "items[1]"),
+        (_set(["items"], {}), "items"),
+    ],
+)
+def test_a_manifest_of_another_shape_is_one_finding_naming_the_member(
+    tmp_path: Path, change: Callable[[dict[str, Any]], None], named: str
+) -> None:
+    package = build()
+    manifest = package.manifest()
+    change(manifest)
+    package.sign_manifest(manifest)
+    verdict = verify_package(package.write(tmp_path / "p.zip"), package.pinned)
+    assert verdict.exit_code == EXIT_FAILED
+    [failure] = verdict.failures
+    assert failure.startswith(f"manifest: manifest.json is not a custody-package/v1 manifest: {named} missing"), failure
+
+
+@pytest.mark.parametrize("manifest", [["custody-package/v1"], {"type": "custody-package/v2"}])
+def test_a_manifest_of_another_type_is_refused(tmp_path: Path, manifest: Any) -> None:
+    package = build()
+    package.sign_manifest(manifest)
+    verdict = verify_package(package.write(tmp_path / "p.zip"), package.pinned)
+    assert verdict.failures == ["manifest: manifest.json is not a custody-package/v1 manifest"]
+
+
+@pytest.mark.parametrize("changes", [{"case": ["UA-2024-017"]}, {"details": "exported"}, {"actor": "petra"}])
+def test_custody_events_of_another_shape_are_a_finding(tmp_path: Path, changes: dict[str, Any]) -> None:
+    package = build(event_changes=changes)
+    verdict = verify_package(package.write(tmp_path / "p.zip"), package.pinned)
+    assert verdict.exit_code == EXIT_FAILED
+    member = next(iter(changes))
+    assert any(f"event 1.{member}" in f and "missing or of the wrong type" in f for f in verdict.failures)
+
+
+def test_json_nested_too_deep_is_a_finding(tmp_path: Path) -> None:
+    deep = b"[" * 100_000 + b"]" * 100_000
+    package = build()
+    package.files["manifest.json"] = deep
+    verdict = verify_package(package.write(tmp_path / "a.zip"), package.pinned)
+    assert any(f.startswith("manifest: manifest.json is not JSON") for f in verdict.failures), verdict.failures
+    package = build()
+    package.files[f"custody/{_first(package)}.json"] = deep
+    verdict = verify_package(package.write(tmp_path / "b.zip"), package.pinned)
+    assert any("custody chain: custody/" in f and "is not a JSON object" in f for f in verdict.failures)
+
+
+@pytest.mark.parametrize(
+    ("name", "check"),
+    [("manifest.sig", "manifest signature"), ("manifest.pub.pem", "manifest signature"), ("log-key.txt", "log key"),
+     ("checkpoint.tsr", "time-stamp")],
+)
+def test_an_oversized_part_is_a_finding(tmp_path: Path, name: str, check: str) -> None:
+    package = build()
+    package.files[name] = b"x" * (2 * 1024 * 1024)
+    verdict = verify_package(package.write(tmp_path / "p.zip"), package.pinned)
+    assert verdict.exit_code == EXIT_FAILED
+    assert any(f.startswith(f"{check}:") for f in verdict.failures), verdict.failures
+
+
 # --- RFC 8785, as the events are signed -------------------------------------------------------
 
 
@@ -603,6 +803,19 @@ def test_custody_verify_exit_codes(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert "file SHA-256" in capsys.readouterr().out
     assert cli.main(["verify", str(tmp_path / "missing.zip"), "--log-key", str(package.pinned)]) == 2
     assert cli.main(["verify", str(path), "--log-key", "not-a-key"]) == 2
+
+
+def test_custody_verify_prints_text_it_cannot_encode_escaped(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    package = build()
+    manifest = package.manifest()
+    manifest["purpose"]["text"] = "\ud800"
+    body = json.dumps(manifest).encode()  # ASCII: the lone surrogate travels as the JSON escape \ud800
+    package.files["manifest.json"] = body
+    package.files["manifest.sig"] = package.evidence_key.sign(body)
+    path = package.write(tmp_path / "p.zip")
+    assert cli.main(["verify", str(path), "--log-key", str(package.pinned)]) == EXIT_FAILED
+    out = capsys.readouterr().out
+    assert "purpose: \\ud800" in out and "FAILED:" in out
 
 
 def test_a_package_round_trips_through_bytes(tmp_path: Path) -> None:

@@ -338,3 +338,20 @@ def test_a_chain_checked_with_another_key_is_refused(log_key: Ed25519PrivateKey)
     custody, _ = build_log(log_key, evidence_id)
     with pytest.raises(VerificationFailed, match="not signed by the pinned log key"):
         verify_chain(custody, LogKey.parse(_vkey(Ed25519PrivateKey.generate())), evidence_id)
+
+
+def test_an_answer_that_is_not_an_object_is_refused(log_key: Ed25519PrivateKey) -> None:
+    with pytest.raises(VerificationFailed, match="not a JSON object"):
+        verify_chain([1, 2], LogKey.parse(_vkey(log_key)), str(uuid.uuid4()))  # type: ignore[arg-type]
+
+
+def test_a_leaf_nested_too_deep_is_refused(log_key: Ed25519PrivateKey) -> None:
+    """Without a pinned key a forger logs what they like: a leaf too deep to parse is refused, not raised."""
+    leaf = b"[" * 100_000 + b"]" * 100_000
+    custody = {
+        "checkpoint": _note(log_key, 1, leaf_hash(leaf)),
+        "events": [{"index": 0, "leaf": base64.b64encode(leaf).decode(), "entry": None, "inclusion": []}],
+    }
+    with pytest.raises(VerificationFailed, match="the leaf is not JSON"):
+        verify_chain(custody, LogKey.parse(_vkey(log_key)), str(uuid.uuid4()))
+
