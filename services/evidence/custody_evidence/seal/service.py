@@ -78,10 +78,10 @@ class Sealer:
             rejection, found = await self._examine(statement)
             manifest = self._manifest(statement, rejection, found)
         try:
-            await self._vault.blocking(self._store_protected, manifest, case_held)
+            stored = await self._vault.blocking(self._store_protected, manifest, case_held)
         except ObjectStoreError as exc:
             raise SealPostponed(f"cannot lock item {statement.evidence_id} in the object store now: {exc}") from exc
-        return await self._index(manifest, case_held, rejection)
+        return await self._index(stored, case_held, rejection if stored is manifest else None)
 
     def _signed_by_intake(self, statement: SubmissionCompleted) -> bool:
         for attempt in range(2):
@@ -183,16 +183,18 @@ class Sealer:
             retain_until=retain_until,
         ).signed(self._vault.signing_key)
 
-    def _store_protected(self, manifest: EvidenceManifest, case_held: bool) -> None:
-        """Lock (or hold) the parts, then store the manifest and lock (or hold) it too."""
+    def _store_protected(self, manifest: EvidenceManifest, case_held: bool) -> EvidenceManifest:
+        """Lock (or hold) the parts, then store the manifest and lock (or hold) it too. Returns
+        the manifest stored: another sealer's, if one sealing the same message (delivered
+        again) stored its own meanwhile, so what is indexed is always what the vault holds."""
         store = self._vault.store
         protect(store, manifest, [part.key for part in manifest.parts], held=case_held)
-        key = manifest_key(manifest.evidence_id, manifest.version)
-        try:
-            store.stat(key)
-        except ObjectNotFound:
-            store.put(key, manifest.to_bytes())
-        protect(store, manifest, [key], held=case_held)
+        stored = self._earlier_manifest(manifest.evidence_id)
+        if stored is None:
+            store.put(manifest_key(manifest.evidence_id, manifest.version), manifest.to_bytes())
+            stored = manifest
+        protect(store, stored, [manifest_key(stored.evidence_id, stored.version)], held=case_held)
+        return stored
 
     async def _index(self, manifest: EvidenceManifest, case_held: bool, rejection: Rejection | None) -> SealOutcome:
         sealed = manifest.status == "sealed"

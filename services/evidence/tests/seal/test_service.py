@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 
@@ -14,6 +15,7 @@ from custody_evidence.items import repository as items
 from custody_evidence.items.schemas import ItemStatus
 from custody_evidence.seal.repository import set_aside_messages
 from custody_evidence.seal.schemas import SealOutcome
+from custody_evidence.seal.service import Sealer
 from custody_evidence.tables import evidence_items, outbox
 
 SEGMENT_STORED = SEGMENT + TAG
@@ -265,3 +267,37 @@ async def test_a_newly_deployed_intake_key_is_picked_up(vault, sealer, intake, s
     assert await sealer.seal(redeployed.submit(os.urandom(100)).payload) == SealOutcome.SEALED
     # and statements signed by the retired key are no longer trusted
     assert await sealer.seal(intake.submit(os.urandom(100)).payload) == SealOutcome.SET_ASIDE
+
+
+async def test_two_sealers_of_one_message_index_the_manifest_the_vault_holds(vault, sealer, intake) -> None:
+    """A message delivered again while the first sealer is still at work: the second finishes
+    its read pass after the first stored and locked its manifest, but before it indexed it."""
+    submission = intake.submit(os.urandom(200_000))
+    first, second = sealer, Sealer(vault, sealer._load_trusted, sealer._fixity_interval)
+    first_stored, first_go, second_read, second_go = (asyncio.Event() for _ in range(4))
+
+    async def index_later(*args, **kwargs):  # type: ignore[no-untyped-def]
+        first_stored.set()
+        await first_go.wait()
+        return await Sealer._index(first, *args, **kwargs)
+
+    async def examine_then_wait(statement):  # type: ignore[no-untyped-def]
+        found = await Sealer._examine(second, statement)
+        second_read.set()
+        await second_go.wait()
+        return found
+
+    first._index, second._examine = index_later, examine_then_wait  # type: ignore[method-assign]
+    later = asyncio.create_task(second.seal(submission.payload))
+    await second_read.wait()
+    earlier = asyncio.create_task(first.seal(submission.payload))
+    await first_stored.wait()
+    second_go.set()
+    assert await later == SealOutcome.SEALED  # the second indexes first
+    first_go.set()
+    assert await earlier == SealOutcome.ALREADY_RECORDED
+
+    stored = vault.store.read_all(manifest_key(submission.evidence_id, 1))
+    async with vault.sessions() as session:
+        indexed = (await items.get(session, submission.evidence_id)).manifest()
+    assert indexed.to_bytes() == stored
