@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from custody_common.durable import fsync_folder
+
 
 def write_new_file(path: Path, content: bytes, mode: int = 0o600) -> None:
     """Create ``path`` with ``content`` atomically; if another process created it first, keep
@@ -22,3 +24,4 @@ def write_new_file(path: Path, content: bytes, mode: int = 0o600) -> None:
         pass
     finally:
         tmp.unlink()
+    fsync_folder(path.parent)

@@ -13,6 +13,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import BaseModel, ConfigDict
 
+from custody_common.durable import fsync_folder
 from custody_common.errors import ConfigurationError, IntegrityError
 from custody_common.keyfiles import write_new_file
 
@@ -81,6 +82,7 @@ class LocalKeyFile:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self._path)
+        fsync_folder(self._path.parent)  # a new KEK version lost to a power cut would orphan what it wrapped
 
     def current_kek_id(self) -> str:
         return self._current

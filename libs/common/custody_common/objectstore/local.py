@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
+from custody_common.durable import fsync_folder
 from custody_common.objectstore.base import (
     ObjectInfo,
     ObjectLocked,
@@ -98,7 +99,7 @@ class LocalFolderStore:
                         # An expired lock belongs to the bytes being replaced, not to the new ones.
                         self._write_record(key, None)
                     os.replace(temp, path)
-                    _fsync_folder(path.parent)
+                    fsync_folder(path.parent)
         except BaseException:
             temp.unlink(missing_ok=True)
             raise
@@ -172,7 +173,7 @@ class LocalFolderStore:
                 path.unlink()
                 if record is not None:
                     self._write_record(key, None)
-                _fsync_folder(path.parent)
+                fsync_folder(path.parent)
                 self._prune_empty_folders(path.parent)
 
     def lock(self, key: str, until: datetime) -> None:
@@ -272,7 +273,7 @@ class LocalFolderStore:
         path = self._record_path(key)
         if record is None:
             path.unlink(missing_ok=True)
-            _fsync_folder(path.parent)
+            fsync_folder(path.parent)
             self._prune_empty_folders(path.parent)
             return
         document = {
@@ -290,7 +291,7 @@ class LocalFolderStore:
         except BaseException:
             Path(name).unlink(missing_ok=True)
             raise
-        _fsync_folder(path.parent)
+        fsync_folder(path.parent)
 
     def _refuse_if_protected(self, key: str, record: _LockRecord | None, action: str) -> None:
         if record is None or not record.protects(self._clock()):
@@ -347,7 +348,7 @@ class LocalFolderStore:
             folder = folder.parent
         for new in reversed(missing):
             new.mkdir(mode=0o700)
-            _fsync_folder(new.parent)
+            fsync_folder(new.parent)
 
     def _prune_empty_folders(self, folder: Path) -> None:
         """Remove ``folder`` and its parents while they are empty, up to the root and the lock records."""
@@ -387,14 +388,6 @@ def _raise_unless_gone(error: OSError) -> None:
     # A folder pruned by a concurrent delete, or a prefix naming no folder, simply holds no keys.
     if not isinstance(error, (FileNotFoundError, NotADirectoryError)):
         raise error
-
-
-def _fsync_folder(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _remove_write_permission(path: Path) -> None:

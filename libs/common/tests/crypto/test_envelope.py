@@ -34,3 +34,14 @@ def test_a_rotation_by_another_process_is_used_for_new_wraps(tmp_path) -> None:
     running = LocalKeyFile(tmp_path / "kek.json")
     LocalKeyFile(tmp_path / "kek.json").rotate()
     assert running.wrap(new_data_key(), b"item-1").kek_id == "local-2"
+
+
+def test_a_new_kek_version_is_made_durable_with_its_folder(tmp_path, monkeypatch) -> None:
+    """The rename that puts a rotated key file in place lives in the folder: unless the folder
+    is fsynced too, a power cut can take the new KEK while what it wrapped is committed."""
+    synced: list = []
+    monkeypatch.setattr("custody_common.crypto.envelope.fsync_folder", synced.append)
+    provider = LocalKeyFile(tmp_path / "keys" / "kek.json")
+    synced.clear()
+    provider.rotate()
+    assert synced == [tmp_path / "keys"]
