@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from custody_common.keys import token_signing_key
 from tests.support.nats import NATS_URL, provision_namespace, remove_namespace
@@ -38,7 +39,7 @@ CALLERS: dict[str, tuple[str, list[str], list[str]]] = {
     "auditor": ("carol", ["auditor"], ["*"]),
     "admin": ("dave", ["admin"], ["*"]),
 }
-BAD_TOKENS = ("none", "expired", "other_audience", "alg_none", "hs256_public_key")
+BAD_TOKENS = ("none", "expired", "other_audience", "alg_none", "hs256_public_key", "rs256_foreign_key")
 
 ALL = set(CALLERS)
 OK = 200
@@ -201,6 +202,8 @@ def _bad_token(kind: str, stack: Stack) -> str | None:
         return jwt.encode(claims | {"aud": "another-system"}, key, algorithm="EdDSA")
     if kind == "alg_none":
         return f"{b64({'alg': 'none', 'typ': 'JWT'})}.{b64(claims)}."
+    if kind == "rs256_foreign_key":  # an algorithm the services' Ed25519 key is not for
+        return jwt.encode(claims, rsa.generate_private_key(public_exponent=65537, key_size=2048), algorithm="RS256")
     signing_input = f"{b64({'alg': 'HS256', 'typ': 'JWT'})}.{b64(claims)}"
     secret = (settings.key_folder / "token-signing.pub").read_bytes()
     sig = base64.urlsafe_b64encode(hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()).rstrip(b"=")
