@@ -113,7 +113,10 @@ def create_intake_app(settings: IntakeSettings) -> FastAPI:
             return {"startup": "unavailable: starting"}
         return await standard_checks(running.engine, running.nc, running.store)
 
-    app = create_app("intake", settings, lifespan, readiness)
+    # No /docs or /redoc here: FastAPI's pages load their scripts from a CDN, and on the web
+    # app's origin those scripts could read the token a signed-in tab holds. The OpenAPI
+    # document stays; evidence and audit, on origins of their own, keep the pages.
+    app = create_app("intake", settings, lifespan, readiness, docs_url=None, redoc_url=None)
     app.include_router(router)
     app.include_router(web_router)
     app.add_middleware(TusResumableHeader)

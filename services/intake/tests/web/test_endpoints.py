@@ -89,3 +89,13 @@ def test_whoami_names_the_verified_caller(tmp_path: Path) -> None:
     assert answer.json() == {"sub": "alice", "roles": ["investigator"], "cases": ["UA-1", "UA-2"]}
     refused = client.get("/v1/whoami")
     assert refused.status_code == 401 and "bearer token" in refused.json()["detail"]
+
+
+def test_intake_serves_no_pages_whose_scripts_come_from_elsewhere(tmp_path: Path) -> None:
+    """FastAPI's /docs and /redoc load their scripts from a CDN; on the web app's origin they
+    could read a signed-in tab's token. The OpenAPI document itself stays."""
+    from custody_intake.app import create_intake_app
+
+    client = TestClient(create_intake_app(IntakeSettings(home=tmp_path)))  # no lifespan: nothing opened
+    assert client.get("/docs").status_code == 404 and client.get("/redoc").status_code == 404
+    assert client.get("/openapi.json").json()["info"]["title"] == "Custody intake"
