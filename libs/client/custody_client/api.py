@@ -263,7 +263,7 @@ class CustodyClient:
             return None
         if response.status_code != 200:
             raise error_for(response, "asking for the item's status")
-        body = response.json()
+        body = _json_object(response, f"for the status of {evidence_id}", "CUSTODY_EVIDENCE_URL")
         return ItemStatus(
             evidence_id=str(body.get("evidence_id", evidence_id)),
             status=str(body.get("status")),
@@ -309,7 +309,7 @@ class CustodyClient:
         response = self._get(self._evidence, f"/v1/evidence/{evidence_id}", "reading the item's record")
         if response.status_code != 200:
             raise error_for(response, f"reading the record of item {evidence_id}")
-        return response.json()
+        return _json_object(response, f"for the record of item {evidence_id}", "CUSTODY_EVIDENCE_URL")
 
     def fetch(
         self,
@@ -537,15 +537,12 @@ class CustodyClient:
         response = self._get(self._audit, f"/v1/custody/{evidence_id}", "reading the custody chain")
         if response.status_code != 200:
             raise error_for(response, f"reading the custody chain of {evidence_id}")
-        try:
-            custody = response.json()
-        except (ValueError, RecursionError):  # RecursionError: nested too deep
-            custody = None
-        events = custody.get("events") if isinstance(custody, dict) else None
+        custody = _json_object(response, f"for the custody chain of {evidence_id}", "CUSTODY_AUDIT_URL")
+        events = custody.get("events")
         if not isinstance(events, list) or not all(isinstance(event, dict) for event in events):
             raise NetworkError(
-                f"the audit service's answer for {evidence_id} is not a custody chain (a JSON object whose events "
-                "are objects); check CUSTODY_AUDIT_URL, or report the answer to the log's operator"
+                f"the audit service's answer for {evidence_id} is not a custody chain (its events are not a list of "
+                "objects); check CUSTODY_AUDIT_URL, or report the answer to the log's operator"
             )
         return custody
 
@@ -639,3 +636,15 @@ def client_from_environment(environ: Mapping[str, str] | None = None, **kwargs: 
     env = os.environ if environ is None else environ
     urls = service_urls(env)
     return CustodyClient(urls.intake, urls.evidence, urls.audit, env.get("CUSTODY_TOKEN") or None, **kwargs)
+
+
+def _json_object(response: httpx.Response, what: str, setting: str) -> dict[str, Any]:
+    """The JSON object ``response`` carries; NetworkError when it carries none (the address may
+    name something that is not the service)."""
+    try:
+        body = response.json()
+    except (ValueError, RecursionError):  # RecursionError: nested too deep
+        body = None
+    if not isinstance(body, dict):
+        raise NetworkError(f"the answer {what} is not a JSON object; check {setting}, or report it to the operator")
+    return body

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from custody_client import cli
 from custody_client.api import CustodyClient
+from custody_client.errors import NetworkError
 from custody_client.resume import ResumeState
 from custody_client.tus import Backoff
 from custody_client.verify import ed25519_key_id, leaf_hash
@@ -330,7 +331,7 @@ def test_chain_exits_3_when_the_answer_is_not_a_custody_chain(use_fakes, capsys,
     use_fakes(audit=lambda r: httpx.Response(200, content=body, headers={"Content-Type": "application/json"}))
     assert cli.main(["chain", evidence_id, *(["--verify", "--log-key", vkey] if verify else [])]) == 3
     out, err = capsys.readouterr()
-    assert out == "" and f"the audit service's answer for {evidence_id} is not a custody chain" in err
+    assert out == "" and "custody chain" in err and evidence_id in err and "CUSTODY_AUDIT_URL" in err
 
 
 def test_chain_shows_events_of_any_shape_escaping_what_cannot_be_printed(use_fakes, capsys) -> None:
@@ -345,3 +346,15 @@ def test_chain_shows_events_of_any_shape_escaping_what_cannot_be_printed(use_fak
     assert second.split() == ["?", "-", "-", "-", "-", "-"]
     assert cli.main(["chain", evidence_id, "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == custody
+
+
+@pytest.mark.parametrize("body", [b"<html>Bad gateway</html>", b"[1, 2]"], ids=["html", "list"])
+def test_an_evidence_answer_that_is_no_json_object_names_the_setting_to_check(router, tmp_path: Path, body: bytes) -> None:
+    client = CustodyClient(
+        "http://intake", "http://evidence", "http://audit", "t0ken", resume=ResumeState(tmp_path / "state"),
+        transport=router(evidence=lambda r: httpx.Response(200, content=body)), sleep=lambda s: None,
+    )
+    evidence_id = str(uuid.uuid4())
+    for ask in (client.status, client.item):
+        with pytest.raises(NetworkError, match="is not a JSON object; check CUSTODY_EVIDENCE_URL"):
+            ask(evidence_id)
