@@ -51,16 +51,23 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
         return None
     first, last = match["first"], match["last"]
     if first:
-        start = int(first)
-        if last and int(last) < start:
+        start = _position(first)
+        if last and _position(last) < start:
             return None
         if start >= size:
             raise RangeNotSatisfiable(size)
-        end = min(int(last) + 1, size) if last else size
+        end = min(_position(last) + 1, size) if last else size
         return ByteRange(start, end, size)
     if not last:
         return None
-    suffix = int(last)
+    suffix = _position(last)
     if suffix == 0 or size == 0:
         raise RangeNotSatisfiable(size)
     return ByteRange(max(size - suffix, 0), size, size)
+
+
+def _position(digits: str) -> int:
+    """A byte position as the header spells it; one beyond 2^63 (no item is that large) counts
+    as 2^63 - 1, so a number of thousands of digits neither costs nor raises anything."""
+    significant = digits.lstrip("0")
+    return int(significant or "0") if len(significant) < 19 else 2**63 - 1

@@ -17,6 +17,10 @@ from custody_evidence.retrieval.ranges import ByteRange, RangeNotSatisfiable, pa
         ("bytes=990-5000", (990, 1000)),  # the last position is cut at the end
         ("bytes=999-999", (999, 1000)),
         ("BYTES = 5-6", (5, 7)),
+        # numbers of thousands of digits (Python's int() refuses over 4300) are just large
+        ("bytes=0-" + "9" * 5000, (0, 1000)),
+        ("bytes=-" + "9" * 5000, (0, 1000)),
+        ("bytes=" + "0" * 5000 + "7-8", (7, 9)),
     ],
 )
 def test_single_ranges(header: str, expected: tuple[int, int]) -> None:
@@ -35,7 +39,14 @@ def test_headers_that_are_not_one_valid_range_are_ignored(header: str | None) ->
 
 @pytest.mark.parametrize(
     ("header", "size"),
-    [("bytes=1000-", 1000), ("bytes=1000-1001", 1000), ("bytes=-0", 1000), ("bytes=-5", 0), ("bytes=0-", 0)],
+    [
+        ("bytes=1000-", 1000),
+        ("bytes=1000-1001", 1000),
+        ("bytes=-0", 1000),
+        ("bytes=-5", 0),
+        ("bytes=0-", 0),
+        ("bytes=" + "9" * 5000 + "-", 1000),
+    ],
 )
 def test_unsatisfiable_ranges(header: str, size: int) -> None:
     with pytest.raises(RangeNotSatisfiable) as raised:
