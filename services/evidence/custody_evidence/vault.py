@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import uuid
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ParamSpec, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from custody_common.crypto.envelope import KeyProvider, WrappedKey
@@ -50,6 +52,7 @@ class Vault:
     read_passes: Executor | None = None
     """Threads for whole-item read passes (seal, fixity), so minutes-long reads never take
     the threads that serve downloads; None: the default executor."""
+    _case_locks: dict[str, asyncio.Lock] = field(default_factory=dict, init=False, repr=False)
 
     @property
     def public_key(self) -> Ed25519PublicKey:
@@ -80,6 +83,25 @@ class Vault:
     async def unwrap(self, evidence_id: uuid.UUID, wrapped: WrappedKey) -> bytes:
         """The item's data key (the key provider may be remote, so in a thread)."""
         return await self.blocking(self.keys.unwrap, wrapped, dek_context(evidence_id))
+
+    @asynccontextmanager
+    async def case_lock(self, case: str) -> AsyncIterator[None]:
+        """Hold changes to the legal holds of ``case``'s items until the block ends: reading
+        what is held, changing the store and recording it happen as one step, so two of them
+        (two admins, or a hold and a seal) never leave the store less held than the record.
+        In this process by a lock per case; across processes, on PostgreSQL, by an advisory
+        lock (SQLite's embedded default runs one process)."""
+        async with self._case_locks.setdefault(case, asyncio.Lock()):
+            if self.sessions.kw["bind"].dialect.name != "postgresql":
+                yield
+                return
+            # Held by a transaction left open for the block: it ends, and the lock with it,
+            # however the block ends, or when the connection is lost.
+            async with self.sessions.begin() as session:
+                digest = hashlib.sha256(f"custody-evidence:holds:{case}".encode()).digest()
+                key = int.from_bytes(digest[:8], "big", signed=True)
+                await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+                yield
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:

@@ -3,7 +3,10 @@
 An item's objects are held while any reason holds: the admin's item hold, a hold on its
 case, or its rejection (a rejected item stays held for good). Setting a hold touches the store
 first and records it after (the objects are never less protected than the record says);
-releasing records first and touches the store after, for the same reason.
+releasing records first and touches the store after, for the same reason. Each change, from
+reading what is held to touching the store, happens under its case's lock
+(:meth:`Vault.case_lock`), which the seal takes too: otherwise a release could clear the hold
+another admin (or a new case hold) had just placed on the same objects.
 """
 
 from __future__ import annotations
@@ -37,6 +40,11 @@ class HoldService:
         item = await visible_item(vault, principal, evidence_id, ADMIN)
         if item.status == ItemStatus.REJECTED and not on:
             raise ItemNotServable(f"item {item.evidence_id} was rejected at seal and stays under legal hold for good")
+        async with vault.case_lock(item.case):
+            return await self._hold_item(principal, await visible_item(vault, principal, evidence_id, ADMIN), on, request_id)
+
+    async def _hold_item(self, principal: Principal, item: ItemRecord, on: bool, request_id: str) -> ItemHold:
+        vault = self._vault
         async with vault.sessions() as session:
             case_held = await repository.case_on_hold(session, item.case)
         if item.legal_hold == on:
@@ -72,9 +80,13 @@ class HoldService:
 
     async def hold_case(self, principal: Principal, case: str, on: bool, request_id: str) -> CaseHold:
         """Set (``on``) or release the hold on every item of ``case``, now and sealed later."""
-        vault = self._vault
         if not principal.sees_case(case, ADMIN):
             raise CaseNotAssigned(f"you are not assigned case {case!r} as an admin")
+        async with self._vault.case_lock(case):
+            return await self._hold_case(principal, case, on, request_id)
+
+    async def _hold_case(self, principal: Principal, case: str, on: bool, request_id: str) -> CaseHold:
+        vault = self._vault
         async with vault.sessions() as session:
             held = await repository.case_on_hold(session, case)
             members = await items.in_case(session, case)

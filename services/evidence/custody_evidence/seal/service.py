@@ -67,7 +67,6 @@ class Sealer:
         async with self._vault.sessions() as session:
             if await items.get(session, statement.evidence_id) is not None:
                 return SealOutcome.ALREADY_RECORDED
-            case_held = await holds.case_on_hold(session, statement.case)
 
         try:
             manifest = await self._vault.blocking(self._earlier_manifest, statement.evidence_id)
@@ -77,11 +76,16 @@ class Sealer:
         if manifest is None:
             rejection, found = await self._examine(statement)
             manifest = self._manifest(statement, rejection, found)
-        try:
-            stored = await self._vault.blocking(self._store_protected, manifest, case_held)
-        except ObjectStoreError as exc:
-            raise SealPostponed(f"cannot lock item {statement.evidence_id} in the object store now: {exc}") from exc
-        return await self._index(stored, case_held, rejection if stored is manifest else None)
+        # Under the case's lock, so a case hold set or lifted meanwhile covers this item or
+        # knows of it (see custody_evidence.holds.service).
+        async with self._vault.case_lock(statement.case):
+            async with self._vault.sessions() as session:
+                case_held = await holds.case_on_hold(session, statement.case)
+            try:
+                stored = await self._vault.blocking(self._store_protected, manifest, case_held)
+            except ObjectStoreError as exc:
+                raise SealPostponed(f"cannot lock item {statement.evidence_id} in the object store now: {exc}") from exc
+            return await self._index(stored, case_held, rejection if stored is manifest else None)
 
     def _signed_by_intake(self, statement: SubmissionCompleted) -> bool:
         for attempt in range(2):

@@ -111,3 +111,49 @@ async def test_only_admins_of_the_case_hold(running, served_intake) -> None:
         assert (
             await every_case_admin.get(f"/v1/evidence/{submission.evidence_id}/content?purpose=x")
         ).status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("first", "released", "then"),
+    [
+        (("put", "/v1/cases/CASE-1/legal-hold"), ("delete", "/v1/cases/CASE-1/legal-hold"), ("put", "{item}")),
+        (("put", "{item}"), ("delete", "{item}"), ("put", "/v1/cases/CASE-1/legal-hold")),
+    ],
+    ids=["item-held-while-the-case-is-released", "case-held-while-the-item-is-released"],
+)
+async def test_a_hold_placed_while_another_is_released_stays_on_the_objects(
+    running, served_intake, admin, monkeypatch, first, released, then
+) -> None:
+    """Two admins at once: one lifts a hold, and before its store is touched the other places
+    another on the same objects. The release must not clear what the other placed."""
+    import asyncio
+    import threading
+
+    from custody_evidence.holds import service as holds_service
+
+    submission = served_intake.submit(os.urandom(100))
+    await running.sealer.seal(submission.payload)
+    item = f"/v1/evidence/{submission.evidence_id}/legal-hold"
+    recorded, go = threading.Event(), threading.Event()
+    release_hold = holds_service.release_hold
+
+    def release_later(*args, **kwargs):  # type: ignore[no-untyped-def]
+        recorded.set()  # the release is committed; the store is not touched yet
+        go.wait(10)
+        return release_hold(*args, **kwargs)
+
+    other = running.client(running.token("bea", ["admin"], ["CASE-1"]))
+    async with admin, other:
+        method, path = first
+        assert (await admin.request(method, path.format(item=item))).json()["changed"] is True
+        monkeypatch.setattr(holds_service, "release_hold", release_later)
+        method, path = released
+        releasing = asyncio.create_task(admin.request(method, path.format(item=item)))
+        assert await asyncio.to_thread(recorded.wait, 10)
+        method, path = then
+        placing = asyncio.create_task(other.request(method, path.format(item=item)))
+        await asyncio.sleep(0.3)  # the other admin goes as far as it can
+        go.set()
+        assert (await releasing).status_code == 200 and (await placing).json()["changed"] is True
+
+    assert all(running.vault.store.legal_hold(key) for key in _objects(submission))
