@@ -145,6 +145,7 @@ class IntakeStandIn:
         declared_sha256: str | None = None,
         declared_size: int | None = None,
         filename: str = "école — photo 1.jpg",
+        title: str = "Deportation of children",
         signed: bool = True,
     ) -> Submission:
         evidence_id = uuid.uuid4()
@@ -161,7 +162,7 @@ class IntakeStandIn:
             parts.append(StoredPart(index=index, offset=offset, size=size, stored_size=len(stored), key=key))
             offset += size
         metadata = SubmissionMetadata(
-            filename=filename, title="Deportation of children", notes="witness statement", lat=48.5, lon=37.9
+            filename=filename, title=title, notes="witness statement", lat=48.5, lon=37.9
         )
         now = datetime.now(UTC)
         statement = SubmissionCompleted(

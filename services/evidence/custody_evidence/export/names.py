@@ -43,10 +43,16 @@ def _clip(text: str, limit: int) -> str:
     return encoded[:limit].decode(errors="ignore").rstrip(" .")
 
 
+def _compared(name: str) -> str:
+    """``name`` as a case-insensitive, normalizing file system compares it, and as a verifier
+    does (docs/package-format.md §1): NFC, then case folded."""
+    return unicodedata.normalize("NFC", name).casefold()
+
+
 def package_names(originals: Sequence[tuple[str, str]]) -> list[str]:
     """For each ``(original name, evidence id)``, in order, a sanitized name unique within the
-    package, ignoring case (as macOS and Windows do): the second ``photo.jpg`` becomes
-    ``photo (2).jpg``."""
+    package, ignoring case and Unicode normalization (as macOS and Windows do): the second
+    ``photo.jpg`` becomes ``photo (2).jpg``."""
     taken: set[str] = set()
     names = []
     for original, evidence_id in originals:
@@ -56,10 +62,10 @@ def package_names(originals: Sequence[tuple[str, str]]) -> list[str]:
             stem, extension = base, ""
         suffix = f".{extension}" if extension else ""
         candidate, counter = base, 1
-        while candidate.casefold() in taken:
+        while _compared(candidate) in taken:
             counter += 1
             marker = f" ({counter})"
             candidate = _clip(stem, MAX_NAME_BYTES - len((marker + suffix).encode())) + marker + suffix
-        taken.add(candidate.casefold())
+        taken.add(_compared(candidate))
         names.append(candidate)
     return names

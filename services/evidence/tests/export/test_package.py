@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from custody_client.package import verify_package
 from custody_evidence.export.package import PackageEntry, small, zip_stream
 from tests.support.streams import sha256_of, traced_memory
 
@@ -93,3 +94,32 @@ def test_memory_stays_flat_however_large_the_entry() -> None:
     with traced_memory() as traced:
         sha256_of(zip_stream([PackageEntry("files/video.mp4", lambda: _blocks(size), size, compress=False)], WHEN))
     assert traced.peak < 8 * 1024 * 1024, f"peak {traced.peak / 2**20:.1f} MiB while streaming {size / 2**20:.0f} MiB"
+
+
+def test_zip64_records_leave_no_bytes_the_verifier_cannot_account_for(tmp_path: Path) -> None:
+    """The ZIP64 records the stream writes pass ``custody verify``'s check that nothing lies
+    between entries but a data descriptor: an entry declared over 4 GiB (a ZIP64 extra field in
+    its local header, a 24-byte descriptor after its data; only a few bytes are produced, so the
+    test stays small), and more entries than a classic end record counts (ZIP64 end records)."""
+    entries = [
+        small("manifest.json", b"{}"),
+        PackageEntry("files/video.mov", lambda: (b"x" * 10,), 4 * 1024**3 + 1, compress=False),
+        PackageEntry("files/empty.bin", lambda: iter(()), 0, compress=False),
+        *(small(f"custody/{n}.json", b"{}") for n in range(0x10000)),
+        PackageEntry("report.pdf", lambda: (b"%PDF-1.4 report",)),
+    ]
+    path = tmp_path / "package.zip"
+    path.write_bytes(b"".join(zip_stream(entries, WHEN)))
+    raw = path.read_bytes()
+    with zipfile.ZipFile(path) as archive:
+        video = archive.getinfo("files/video.mov")
+    name_length = len(video.filename.encode())
+    local_extra = raw[video.header_offset + 30 + name_length :][:4]
+    assert local_extra == b"\x01\x00\x10\x00"  # ZIP64 extended information, two 8-byte sizes
+    assert raw[video.header_offset + 30 + name_length + 20 + 10 :][:4] == b"PK\x07\x08"  # the descriptor
+    assert b"PK\x06\x06" in raw[-200:] and b"PK\x06\x07" in raw[-200:]  # ZIP64 end records
+
+    findings = verify_package(path, None).findings
+
+    zip_checks = [f for f in findings if f.check in ("zip paths", "zip entries")]
+    assert [(f.check, f.ok) for f in zip_checks] == [("zip paths", True)], zip_checks
