@@ -127,7 +127,7 @@ def run_mission(stack: Stack, tmp_path: Path) -> None:
         fetched = custody(stack, prosecutor, "fetch", evidence_id, "-o", str(target), "--purpose", "hearing 2024-117")
         assert fetched.returncode == 0, fetched.stderr
         assert target.read_bytes() == source.read_bytes()
-        assert not Path(f"{target}.part").exists()
+        assert not list(Path(target).parent.glob(f"{Path(target).name}*.part"))
 
         events = _chain(stack, auditor, evidence_id, until="accessed")
         actions = [e["entry"]["event"]["action"] for e in events]

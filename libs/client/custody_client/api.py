@@ -9,6 +9,7 @@ import base64
 import hashlib
 import os
 import re
+import tempfile
 import time
 import uuid
 import zipfile
@@ -321,7 +322,8 @@ class CustodyClient:
         on_progress: ProgressCallback | None = None,
     ) -> FetchedItem:
         """Download an item to ``path`` for the stated ``purpose`` (recorded in its custody chain).
-        The bytes go to ``PATH.part`` while their SHA-256 is computed; ``path`` appears only if
+        The bytes go to a file of this download's own beside ``path`` (``PATH.<random>.part``:
+        another fetch to the same path never writes into it) while their SHA-256 is computed; ``path`` appears only if
         that digest matches both the response's ``Repr-Digest`` and the vault's record. On any
         failure the partial file is deleted."""
         self._need_token("fetching")
@@ -350,9 +352,8 @@ class CustodyClient:
             raise VerificationFailed(
                 f"the vault's record of {evidence_id} holds no SHA-256 to check the download against"
             )
-        part = path.with_name(path.name + ".part")
+        fd, part = _new_part(path)
         report = on_progress or (lambda progress: None)
-        fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             with os.fdopen(fd, "wb") as file:
                 writer = BackgroundWriter(file)
@@ -456,7 +457,7 @@ class CustodyClient:
     ) -> ExportedPackage:
         """Ask for a court package of ``case`` or of ``evidence_ids``, for the stated ``purpose``
         (recorded with every item's ``exported`` custody event), and write it to ``path``. The
-        bytes go to ``PATH.part``; ``path`` appears only once the whole archive arrived and its
+        bytes go to ``PATH.<random>.part``; ``path`` appears only once the whole archive arrived and its
         central directory reads back. Not retried: each request is an export of its own."""
         self._need_token("exporting")
         path = Path(path)
@@ -472,9 +473,8 @@ class CustodyClient:
             body["evidence_ids"] = [_evidence_id(e) for e in evidence_ids]
         if path.exists() and not overwrite:
             raise InvalidRequest(f"{path} exists already; choose another path")
-        part = path.with_name(path.name + ".part")
+        fd, part = _new_part(path)
         report = on_progress or (lambda progress: None)
-        fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             with os.fdopen(fd, "wb") as file:
                 package_id, written = self._receive_package(body, file, report)
@@ -518,9 +518,10 @@ class CustodyClient:
             raise error_for(response, f"reading the report of item {evidence_id}")
         if not response.content.startswith(b"%PDF-"):
             raise NetworkError("the evidence service's report is not a PDF document")
-        part = path.with_name(path.name + ".part")
-        part.write_bytes(response.content)
+        fd, part = _new_part(path)
         try:
+            with os.fdopen(fd, "wb") as file:
+                file.write(response.content)
             _put_in_place(part, path, overwrite)
         except BaseException:
             part.unlink(missing_ok=True)
@@ -594,6 +595,14 @@ def _check_archive(path: Path) -> None:
         raise NetworkError(
             "the package arrived incomplete (the zip archive has no central directory or no manifest); export again"
         ) from None
+
+
+def _new_part(path: Path) -> tuple[int, Path]:
+    """A new file beside ``path`` for its bytes to arrive in (mode 0600), never one another
+    download is writing: two fetches to one path each write their own, and only verified
+    bytes are moved to ``path``."""
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f"{path.name}.", suffix=".part")
+    return fd, Path(name)
 
 
 def _put_in_place(part: Path, path: Path, overwrite: bool) -> None:

@@ -143,6 +143,22 @@ def test_seeing_the_outcome_clears_the_resume_entry(tmp_path: Path, tus_server, 
 # --- fetching -----------------------------------------------------------------------------
 
 
+def test_fetch_never_writes_into_a_file_another_download_to_the_same_path_is_filling(
+    tmp_path: Path, evidence_server, router, sleeps
+) -> None:
+    """Two fetches to one path each write a file of their own; before, the second truncated
+    the first's, which then put a file with a hole of zeros in place as verified."""
+    content = os.urandom(50_000)
+    server = evidence_server(content)
+    target = tmp_path / "item.bin"
+    elsewhere = tmp_path / "item.bin.part"  # where every fetch to this path used to write
+    elsewhere.write_bytes(b"another download's first bytes")
+    with _client(tmp_path, router(evidence=server), sleeps) as client:
+        client.fetch(server.evidence_id, target, purpose="preparing the indictment")
+    assert target.read_bytes() == content
+    assert elsewhere.read_bytes() == b"another download's first bytes"
+
+
 def test_fetch_writes_the_file_only_after_both_digests_match(tmp_path: Path, evidence_server, router, sleeps) -> None:
     content = os.urandom(50_000)
     server = evidence_server(content)
@@ -153,7 +169,7 @@ def test_fetch_writes_the_file_only_after_both_digests_match(tmp_path: Path, evi
     assert target.read_bytes() == content
     assert fetched.sha256 == hashlib.sha256(content).hexdigest() and fetched.size == len(content)
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
-    assert not (tmp_path / "out" / "item.bin.part").exists()
+    assert not list((tmp_path / "out").glob("item.bin*.part"))
     content_request = [r for r in server.requests if r.url.path.endswith("/content")][0]
     assert content_request.url.params["purpose"] == "preparing the indictment"
 
