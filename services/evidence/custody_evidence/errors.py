@@ -24,6 +24,9 @@ class Finding(StrEnum):
     """The list of parts is not contiguous from offset 0, or names objects of another item."""
     DATA_KEY_INVALID = "data_key_invalid"
     """The wrapped data key does not unwrap under its KEK."""
+    INDEX_ENTRY_INVALID = "index_entry_invalid"
+    """The index's copy of the item's manifest is not this service's signed statement (the
+    stored bytes cannot be checked against it; rebuild the index from the object store)."""
 
 
 class EvidenceError(CustodyError):

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from custody_common.auth import Principal
+from custody_common.errors import IntegrityError
 from custody_common.events import actor_person, actor_service
 from custody_common.objectstore import ObjectStoreError
 
@@ -83,22 +84,31 @@ class FixityService:
     ) -> FixityReport:
         """Read ``item`` back once and compare it with its seal; records ``verified`` or ``damaged``.
 
-        Raises ItemNotServable for a rejected item (it was never sealed), ObjectStoreError when
-        the store cannot be read now (nothing is recorded then)."""
+        An index entry or a data key that does not verify is damage too: the stored bytes can no
+        longer be checked against the seal. Raises ItemNotServable for a rejected item (it was
+        never sealed), ObjectStoreError when the store cannot be read now (nothing is recorded
+        then)."""
         if item.status == ItemStatus.REJECTED:
             raise ItemNotServable(
                 f"item {item.evidence_id} was rejected at seal, so there is no seal to check: {item.reason}"
             )
         vault = self._vault
-        manifest = vault.manifest_of(item)
-        sealed_sha256, sealed_size = manifest.sha256 or item.declared_sha256, manifest.size
         now = datetime.now(UTC)
-        found = damage = None
+        manifest = found = damage = None
         try:
-            dek = await vault.unwrap(item.evidence_id, manifest.wrapped_dek)
+            try:
+                manifest = vault.manifest_of(item)
+            except IntegrityError as exc:
+                raise StoredBytesDamaged(Finding.INDEX_ENTRY_INVALID, str(exc)) from None
+            try:
+                dek = await vault.unwrap(item.evidence_id, manifest.wrapped_dek)
+            except IntegrityError as exc:
+                raise StoredBytesDamaged(Finding.DATA_KEY_INVALID, str(exc)) from None
             found = await vault.read_pass(read_back, vault.store, dek, item.evidence_id, manifest.parts)
         except StoredBytesDamaged as exc:
             damage = exc
+        sealed_sha256 = (manifest.sha256 if manifest else item.sha256) or item.declared_sha256
+        sealed_size = manifest.size if manifest else item.size
         if found is not None and (found.sha256, found.size) != (sealed_sha256, sealed_size):
             damage = StoredBytesDamaged(
                 Finding.HASH_MISMATCH if found.size == sealed_size else Finding.SIZE_MISMATCH,
@@ -167,8 +177,11 @@ class FixityService:
                 continue
             try:
                 await self.check(item, actor=actor_service(SERVICE), origin="sweep")
-            except ObjectStoreError as exc:
-                log.warning("fixity sweep: item %s could not be read now (%s); it stays due", item.evidence_id, exc)
+            except Exception as exc:  # noqa: BLE001 — one item must not stop the sweep of the others
+                if isinstance(exc, ObjectStoreError):
+                    log.warning("fixity sweep: item %s could not be read now (%s); it stays due", item.evidence_id, exc)
+                else:  # a key provider down, say: nothing was found about the item itself
+                    log.exception("fixity sweep: item %s could not be checked; it stays due", item.evidence_id)
                 async with self._vault.transaction() as session:
                     await items.claim_fixity(session, item.evidence_id, now + self._interval, item.next_fixity_at)
                 continue

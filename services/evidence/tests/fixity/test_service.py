@@ -90,3 +90,35 @@ async def test_the_sweep_checks_what_is_due_and_marks_damage(vault, sealer, inta
     assert all(e["actor"] == {"service": "evidence"} and e["details"]["check"] == "sweep" for e in verified)
     [damaged] = await events(vault, "damaged")
     assert damaged["evidence_id"] == str(due[1].evidence_id)
+
+
+async def test_an_item_whose_index_entry_does_not_verify_is_damage_and_the_sweep_goes_on(
+    vault, sealer, intake, events
+) -> None:
+    due = [intake.submit(os.urandom(1000 + n)) for n in range(3)]
+    for submission in due:
+        assert await sealer.seal(submission.payload) == SealOutcome.SEALED
+    past = datetime.now(UTC) - timedelta(minutes=1)
+    async with vault.transaction() as session:
+        await session.execute(
+            update(evidence_items)
+            .where(evidence_items.c.evidence_id.in_([str(s.evidence_id) for s in due]))
+            .values(next_fixity_at=past)
+        )
+        # the oldest is checked first: its index entry now claims another size than was signed
+        altered = await items.get(session, due[0].evidence_id)
+        forged = altered.manifest_bytes.replace(b'"size":1000', b'"size":1001')
+        assert forged != altered.manifest_bytes
+        await session.execute(
+            update(evidence_items).where(evidence_items.c.evidence_id == str(due[0].evidence_id)).values(manifest=forged)
+        )
+    fixity = FixityService(vault, timedelta(days=30))
+
+    assert await fixity.sweep_once() == 3
+
+    async with vault.sessions() as session:
+        found = [await items.get(session, s.evidence_id) for s in due]
+    assert [item.status.value for item in found] == ["damaged", "sealed", "sealed"]
+    [damaged] = await events(vault, "damaged")
+    assert damaged["evidence_id"] == str(due[0].evidence_id)
+    assert damaged["details"]["finding"] == "index_entry_invalid"
