@@ -14,6 +14,12 @@ class EventRejected(AuditError):
     signed by the wrong key, altered, malformed, or sent on another service's subject."""
 
 
+class EventDeferred(AuditError):
+    """A message whose signature fails under the keys read a moment ago, when the keys may not
+    be read again yet: a service may have just changed its key. It is neither logged nor kept
+    aside, but delivered again later, when the keys may be read once more."""
+
+
 class OutOfRange(AuditError):
     """An index or tree size the log does not have (yet), or a page too large."""
 

@@ -83,7 +83,7 @@ def new_sequencer(settings: Settings, engine: AsyncEngine, **options: Any) -> Se
         origin=settings.log_origin,
         log_key=load_or_create_private_key(settings.key_folder / LOG_KEY_FILE),
         event_key=service_signing_key(settings, "audit"),
-        trusted_keys=TrustedKeys(lambda: trusted_service_keys(settings), min_interval=0),
+        trusted_keys=options.pop("trusted_keys", None) or TrustedKeys(lambda: trusted_service_keys(settings), min_interval=0),
         **options,
     )
 

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
-from custody_audit.errors import EventRejected
+from custody_audit.errors import EventDeferred, EventRejected
 from custody_audit.log.jcs import canonical, json_number
 from custody_common.bus import Topology
 from custody_common.crypto.signing import public_raw
@@ -106,17 +106,39 @@ def parse_event(payload: bytes) -> dict[str, Any]:
 class TrustedKeys:
     """The services' public keys, re-read from their source when an unknown or failing
     signature suggests a rotation — at most every ``min_interval`` seconds, so a flood of
-    forgeries cannot turn into a flood of key reads."""
+    forgeries cannot turn into a flood of key reads.
+
+    A key trusted once stays trusted for what it signed: a service that changed its key may
+    still have events signed with the old one on their way (in its outbox, on the stream).
+    Earlier keys are those read before and those the log holds as announced
+    (:meth:`remember`), each announced by an event signed with that very key."""
 
     def __init__(self, source: Callable[[], Mapping[str, Ed25519PublicKey]], min_interval: float = 5.0) -> None:
         self._source = source
         self._min_interval = min_interval
+        self._earlier: dict[str, tuple[VerifyKey, ...]] = {}
+        self._verifiers: dict[str, VerifyKey] = {}
         self._read()
 
     def _read(self) -> None:
+        previous = self._verifiers
         self._keys = dict(self._source())
         self._verifiers = {service: VerifyKey(public_raw(key)) for service, key in self._keys.items()}
+        for service, verifier in previous.items():
+            if self._verifiers.get(service) != verifier:
+                self._add_earlier(service, verifier)
         self._read_at = time.monotonic()
+
+    def _add_earlier(self, service: str, verifier: VerifyKey) -> None:
+        known = self._earlier.get(service, ())
+        if verifier not in known:
+            # A new dict, not a change to the one judging threads may be reading.
+            self._earlier = {**self._earlier, service: (*known, verifier)}
+
+    def remember(self, service: str, public_key: bytes) -> None:
+        """Trust ``public_key`` (32 raw bytes) for what ``service`` signed, as the log holds it
+        announced by an event signed with it."""
+        self._add_earlier(service, VerifyKey(public_key))
 
     def get(self, service: str) -> Ed25519PublicKey | None:
         """The key ``service`` signs with, as last read."""
@@ -124,16 +146,20 @@ class TrustedKeys:
 
     def verifies(self, service: str, signature: bytes, statement: bytes) -> bool:
         """Whether ``signature`` is ``service``'s Ed25519 signature of ``statement`` under the
-        key last read. Checked with libsodium: half the CPU of OpenSSL's check here (60 against
+        key last read or one it trusted before. Checked with libsodium: half the CPU of OpenSSL's check here (60 against
         115 us), and the check is most of what admitting an event costs."""
-        verifier = self._verifiers.get(service)
-        if verifier is None or len(signature) != 64:
+        current = self._verifiers.get(service)
+        if len(signature) != 64:
             return False
-        try:
-            verifier.verify(statement, signature)
-        except BadSignatureError:
-            return False
-        return True
+        for verifier in (current, *self._earlier.get(service, ())):
+            if verifier is None:
+                continue
+            try:
+                verifier.verify(statement, signature)
+            except BadSignatureError:
+                continue
+            return True
+        return False
 
     def refresh(self, service: str | None = None) -> bool:
         """Re-read the keys unless that was done a moment ago; returns whether it did. A service
@@ -180,11 +206,12 @@ def admit(subject: str, payload: bytes, topology: Topology, keys: TrustedKeys) -
     except ValueError:  # binascii.Error, or characters beyond ASCII
         raise EventRejected("the event's signature is not base64") from None
     statement = _unsigned(encoded, event["sig"])
-    for attempt in range(2):
-        if keys.verifies(service, signature, statement):
-            return Admitted(event, encoded)
-        if attempt == 0 and not keys.refresh(service):
-            break
+    if keys.verifies(service, signature, statement):
+        return Admitted(event, encoded)
+    if not keys.refresh(service):
+        raise EventDeferred(f"the signature does not verify under {service}'s keys read a moment ago")
+    if keys.verifies(service, signature, statement):
+        return Admitted(event, encoded)
     if keys.get(service) is None:
         raise EventRejected(f"no trusted key for service {service!r}")
-    raise EventRejected(f"the signature does not verify under {service}'s trusted key")
+    raise EventRejected(f"the signature does not verify under {service}'s trusted keys")

@@ -230,6 +230,12 @@ async def logged_events(conn: AsyncConnection, event_ids: Iterable[str]) -> dict
     return found
 
 
+async def leaves_of_action(conn: AsyncConnection, action: str) -> list[StoredLeaf]:
+    """Every entry of one action, whichever service's (e.g. every key announcement)."""
+    rows = await conn.execute(select(leaves).where(leaves.c.action == action).order_by(leaves.c.idx))
+    return [_leaf(row) for row in rows.all()]
+
+
 async def leaves_of(conn: AsyncConnection, service: str, action: str) -> list[StoredLeaf]:
     """Every entry of one service and action (e.g. a service's key announcements)."""
     rows = await conn.execute(

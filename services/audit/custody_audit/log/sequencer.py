@@ -23,7 +23,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from custody_audit.errors import EventRejected, LogDamaged
+from custody_audit.errors import EventDeferred, EventRejected, LogDamaged
 from custody_audit.log import repository
 from custody_audit.log.admission import Admitted, TrustedKeys, admit
 from custody_audit.log.checkpoint import Checkpoint, sign_checkpoint
@@ -48,6 +48,8 @@ from custody_common.events import actor_service, new_event, rfc3339, sign_event
 log = logging.getLogger(__name__)
 
 SERVICE = "audit"
+DEFER_SECONDS = 6.0
+"""When a deferred message comes back: after the keys may be read again (TrustedKeys' 5 s)."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,8 @@ class Judged:
 
     admitted: list[tuple[Incoming, Admitted]]
     rejected: list[tuple[Incoming, str]]
+    deferred: list[Incoming] = field(default_factory=list)
+    """Neither logged nor kept aside: delivered again later (see EventDeferred)."""
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,7 @@ class SequencerStats:
     appended: int = 0
     duplicates: int = 0
     rejected: int = 0
+    deferred: int = 0
     checkpoints: int = 0
     batches: int = 0
     """Appends committed (sequencing made progress)."""
@@ -228,9 +233,13 @@ class Sequencer:
 
     async def _commit(self, conn: AsyncConnection, messages: list[Msg], judged: Judged) -> None:
         await self.append_judged(conn, judged)
+        later = {id(incoming.message) for incoming in judged.deferred}
         for msg in messages:
             try:
-                await msg.ack()
+                if id(msg) in later:
+                    await msg.nak(delay=DEFER_SECONDS)
+                else:
+                    await msg.ack()
             except Exception:  # noqa: BLE001 — a lost ack means a redelivery, which is skipped
                 log.warning("could not acknowledge a logged event; it will be redelivered and skipped")
                 break
@@ -254,7 +263,18 @@ class Sequencer:
         if checkpoint and tree.root() != checkpoint.root:
             raise LogDamaged(f"the stored subtree hashes do not give the root of checkpoint {checkpoint.size}")
         self._tree, self._checkpoint = tree, checkpoint
+        async with conn.begin():
+            announced = await repository.leaves_of_action(conn, "key_announced")
+        for stored in announced:
+            self._remember_key(parse_leaf(stored.leaf)["event"])
         log.info("custody log recovered at size %d", size)
+
+    def _remember_key(self, event: dict[str, Any]) -> None:
+        """Trust the key a logged ``key_announced`` event names for what its service signed."""
+        try:
+            self._keys.remember(event["service"], base64.b64decode(event["details"]["public_key"], validate=True))
+        except (KeyError, TypeError, ValueError):
+            log.warning("a logged key announcement (event %s) names no usable key", event.get("id"))
 
     async def announce_key(self, conn: AsyncConnection) -> dict[str, Any] | None:
         """Log audit's own event-signing key (``key_announced``) unless the log holds it
@@ -288,7 +308,9 @@ class Sequencer:
             )
         )
         return Judged(
-            [pair for part in parts for pair in part.admitted], [pair for part in parts for pair in part.rejected]
+            [pair for part in parts for pair in part.admitted],
+            [pair for part in parts for pair in part.rejected],
+            [message for part in parts for message in part.deferred],
         )
 
     def _judge_messages(self, messages: list[Msg]) -> Judged:
@@ -298,12 +320,15 @@ class Sequencer:
         """Admit or reject each message (pure CPU work; safe to run in a worker thread)."""
         admitted: list[tuple[Incoming, Admitted]] = []
         rejected: list[tuple[Incoming, str]] = []
+        deferred: list[Incoming] = []
         for message in incoming:
             try:
                 admitted.append((message, admit(message.subject, message.payload, self._topology, self._keys)))
             except EventRejected as exc:
                 rejected.append((message, str(exc)))
-        return Judged(admitted, rejected)
+            except EventDeferred:
+                deferred.append(message)
+        return Judged(admitted, rejected, deferred)
 
     async def append(self, conn: AsyncConnection, incoming: Sequence[Incoming]) -> BatchOutcome:
         """Judge a batch of messages and append the admitted events, with a new signed
@@ -389,7 +414,11 @@ class Sequencer:
             if leaf_rows:
                 checkpoint = await self._sign(conn, tree, moment)
         self._tree = tree
+        for candidate in fresh:
+            if candidate.event["action"] == "key_announced":
+                self._remember_key(candidate.event)
         self.stats.batches += 1
+        self.stats.deferred += len(judged.deferred)
         if checkpoint is not None:
             self._checkpoint = checkpoint
             self.stats.checkpoints += 1

@@ -3,6 +3,7 @@ chains, one transaction per batch with a consistent signed checkpoint, recovery.
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 
@@ -25,9 +26,11 @@ from custody_audit.log.merkle import (
 )
 from custody_audit.log.sequencer import Incoming
 from custody_audit.log.tables import leaves, nodes, rejected_events
-from custody_common.crypto.signing import load_public_key
-from custody_common.events import canonical
+from custody_common.announcement import key_id
+from custody_common.crypto.signing import load_public_key, public_raw
+from custody_common.events import actor_service, canonical, new_event, sign_event
 from custody_common.ids import uuid7
+from custody_common.keys import service_signing_key
 from custody_common.settings import Settings
 
 async def _all_leaves(engine: AsyncEngine) -> list[repository.StoredLeaf]:
@@ -219,3 +222,35 @@ async def test_a_failed_batch_leaves_no_trace(settings, engine, sequencer, signe
     async with engine.connect() as conn:
         assert (await conn.execute(select(func.count()).select_from(nodes))).scalar() == 0
         assert [c.size for c in await repository.all_checkpoints(conn)] == [1]
+
+
+async def test_events_signed_before_a_service_changed_its_key_are_logged(
+    settings, engine, signed, incoming, make_sequencer
+) -> None:
+    """Intake is deployed with a new key while events signed with its old one are still on
+    their way: they are logged, by a sequencer that read the old key and by one started
+    afterwards, which knows the old key only from the log's ``key_announced``."""
+    old = service_signing_key(settings, "intake")
+    announcement = sign_event(
+        new_event(
+            action="key_announced",
+            service="intake",
+            actor=actor_service("intake"),
+            details={"public_key": base64.b64encode(public_raw(old.public_key())).decode(), "key_id": key_id(old)},
+        ),
+        old,
+    )
+    on_their_way = [signed("intake", evidence_id=str(uuid7())) for _ in range(2)]
+    first = make_sequencer()
+    async with engine.connect() as conn:
+        await first.recover(conn)
+        assert (await first.append(conn, [incoming(announcement)])).appended == 1
+        for suffix in (".key", ".pub"):
+            (settings.key_folder / f"intake-signing{suffix}").unlink()
+        assert service_signing_key(settings, "intake") != old  # the new deployment's key
+        assert (await first.append(conn, [incoming(on_their_way[0])])).appended == 1
+    second = make_sequencer()
+    async with engine.connect() as conn:
+        await second.recover(conn)
+        outcome = await second.append(conn, [incoming(on_their_way[1]), incoming(signed("intake"))])
+    assert outcome.appended == 2 and outcome.rejected == []

@@ -16,11 +16,13 @@ from nats.js import JetStreamContext
 from sqlalchemy import select
 
 from custody_audit.log import repository
+from custody_audit.log.admission import TrustedKeys
 from custody_audit.log.entry import parse_leaf
 from custody_audit.log.tables import rejected_events
 from custody_common.bus import Topology
 from custody_common.events import canonical
 from custody_common.ids import uuid7
+from custody_common.keys import trusted_service_keys
 from tests.support.nats import NATS_URL
 from tests.support.postgres import ADMIN_URL
 
@@ -241,3 +243,27 @@ async def test_after_progress_a_new_outage_is_waited_out_from_a_short_delay_agai
 
 async def _waited(caplog: pytest.LogCaptureFixture, times: int) -> bool:
     return len(_waits(caplog)) >= times
+
+
+async def test_an_event_signed_with_a_key_read_too_recently_to_read_again_comes_back_and_is_logged(
+    settings, signed, make_sequencer, js, namespace
+) -> None:
+    """Intake is deployed with a new key just after audit read the keys: its first event fails
+    under the old key while the keys may not be read again yet. It is neither logged nor kept
+    aside but delivered again later, when the new key is read, and logged."""
+    topology = Topology(namespace)
+    keys = TrustedKeys(lambda: trusted_service_keys(settings), min_interval=4.0)
+    sequencer = make_sequencer(fetch_timeout=0.2, trusted_keys=keys)
+    task = asyncio.create_task(sequencer.run(js))
+    try:
+        await _until(lambda: _ready(sequencer, 1, 0, 0), "audit's own key announced")
+        for suffix in (".key", ".pub"):
+            (settings.key_folder / f"intake-signing{suffix}").unlink()
+        event = signed("intake", evidence_id=str(uuid7()))  # signed with the new deployment's key
+        await js.publish(topology.events_subject("intake"), canonical(event), headers={"Nats-Msg-Id": event["id"]})
+        await _until(lambda: _ready(sequencer, 2, 0, 0), "the event logged")
+        await _until(lambda: _all_acked(js, topology), "every message acknowledged")
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert sequencer.stats.deferred >= 1 and sequencer.stats.rejected == 0
