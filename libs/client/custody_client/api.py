@@ -39,7 +39,7 @@ from custody_client.content import (
     tls_context,
 )
 from custody_client.resume import ResumeState, state_folder
-from custody_client.tus import DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, Backoff, TusUploader
+from custody_client.tus import DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, Backoff, TusUploader, is_decimal
 from custody_common.addresses import service_urls
 
 __all__ = [
@@ -494,7 +494,7 @@ class CustodyClient:
                 if response.status_code != 200:
                     raise error_for(response, "exporting the package")
                 announced = response.headers.get("Custody-Package-Files-Size", "")
-                total = int(announced) if announced.isdigit() else None
+                total = int(announced) if is_decimal(announced) else None
                 for block in response.iter_bytes():
                     file.write(block)
                     written += len(block)
@@ -637,7 +637,7 @@ def _total_length(response: Content, written: int) -> int | None:
     if match:
         return int(match.group(1))
     length = response.headers.get("Content-Length")
-    return written + int(length) if length and length.isdigit() else None
+    return written + int(length) if length and is_decimal(length) else None
 
 
 def client_from_environment(environ: Mapping[str, str] | None = None, **kwargs: Any) -> CustodyClient:

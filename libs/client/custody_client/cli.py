@@ -94,7 +94,7 @@ def _bounded(low: float, high: float, what: str) -> Callable[[str], float]:
 
 
 def _positive_int(value: str) -> int:
-    if not value.isdigit() or int(value) <= 0:
+    if not (value.isascii() and value.isdigit() and len(value) <= 20) or int(value) <= 0:
         raise argparse.ArgumentTypeError(f"{value!r} is not a positive whole number")
     return int(value)
 

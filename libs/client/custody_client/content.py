@@ -17,6 +17,7 @@ from typing import BinaryIO, Protocol
 
 import httpx
 
+from custody_client.tus import is_decimal
 from custody_common.pagecache import DropBehind
 
 READ_SIZE = 1024 * 1024
@@ -73,7 +74,7 @@ class _DirectContent:
             received += count
             yield buffer[:count]
         # http.client ends a body cut short by the server without a word: count it.
-        if declared is not None and declared.isdigit() and received < int(declared):
+        if declared is not None and is_decimal(declared) and received < int(declared):
             raise httpx.ReadError(f"the connection closed after {received} of {declared} bytes", request=self._request)
 
     def read(self) -> httpx.Response:

@@ -390,16 +390,22 @@ def _slices(chunk: memoryview, offset: int, size: int, report: OffsetCallback) -
         report(offset + start + len(piece), size)
 
 
+def is_decimal(text: str) -> bool:
+    """Whether ``text`` is a number int() reads, as a server's header should hold: ASCII digits
+    only (``isdigit`` passes ``²``), and few enough of them (int() refuses over 4300)."""
+    return text.isascii() and text.isdigit() and len(text) <= 20
+
+
 def _header_int(response: httpx.Response, name: str) -> int:
     value = response.headers.get(name, "")
-    if not value.strip().isdigit():
+    if not is_decimal(value.strip()):
         raise NetworkError(f"intake sent no valid {name} header; it does not speak tus 1.0")
     return int(value)
 
 
 def _retry_after(response: httpx.Response) -> float | None:
     value = response.headers.get("Retry-After", "").strip()
-    return float(value) if value.isdigit() else None
+    return float(value) if is_decimal(value) else None
 
 
 __all__ = [
@@ -410,4 +416,5 @@ __all__ = [
     "chunk_checksum",
     "decode_metadata",
     "encode_metadata",
+    "is_decimal",
 ]

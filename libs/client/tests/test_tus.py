@@ -17,6 +17,7 @@ from custody_client.errors import AuthError, InvalidRequest, NetworkError, NotFo
 from custody_client.resume import ResumeState
 from custody_client.tus import (
     _ChunkReader,
+    is_decimal,
     MIN_CHUNK_SIZE,
     PATCH_SECONDS,
     Backoff,
@@ -398,3 +399,18 @@ def test_an_expired_token_while_resuming_is_reported_not_worked_around(tmp_path:
     with pytest.raises(AuthError, match="token has expired"):
         _uploader(tus_server, tmp_path, sleeps).upload(path, size=2 * CHUNK, sha256=sha, metadata={"case": "C"})
     assert len(tus_server.uploads) == 1
+
+
+@pytest.mark.parametrize("value", ["4\u00b2", "9" * 5000, "-1", " "])
+def test_a_server_offset_that_is_no_plain_number_is_reported_not_a_traceback(tmp_path: Path, value: str) -> None:
+    """isdigit() passes "²" and int() refuses it, as it refuses over 4300 digits."""
+    path, sha = _file(tmp_path, CHUNK)
+
+    def server(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            return httpx.Response(201, headers={"Location": "/v1/uploads/x", "Tus-Resumable": "1.0.0"})
+        return httpx.Response(204, headers={"Upload-Offset": value.encode("latin-1"), "Tus-Resumable": "1.0.0"})
+
+    with pytest.raises(NetworkError, match="sent no valid Upload-Offset"):
+        _uploader(server, tmp_path, []).upload(path, size=CHUNK, sha256=sha, metadata={"case": "C"})
+    assert is_decimal("42") and not is_decimal("4\u00b2") and not is_decimal("9" * 5000)

@@ -81,10 +81,12 @@ def test_signatures_by_other_keys_are_ignored_but_a_bad_one_of_ours_is_refused()
         lambda n: n.replace("\n\n", "\nextra\n\n"),
         lambda n: n[:-5] + ("A" if n[-5] != "A" else "B") + n[-4:],
         lambda n: n.replace("\n42\n", "\n042\n"),
+        lambda n: n.replace("\n42\n", "\n4\u00b2\n"),  # a digit to isdigit(), not to int()
+        lambda n: n.replace("\n42\n", "\n" + "9" * 5000 + "\n"),
         lambda n: n.replace("\n\n", "\n\n\u2014 x y\n"),
     ],
     ids=["size", "origin", "root", "dash", "no-final-newline", "no-blank-line", "extension", "signature",
-         "leading-zero", "garbage-signature-line"],
+         "leading-zero", "superscript-digit", "thousands-of-digits", "garbage-signature-line"],
 )
 def test_altered_checkpoints_are_refused(alter) -> None:  # type: ignore[no-untyped-def]
     key = Ed25519PrivateKey.generate()

@@ -88,7 +88,7 @@ def open_checkpoint(note: str, verifier_key: str) -> SignedCheckpoint:
     if not signed:
         raise LedgerAnswerInvalid("the checkpoint is not signed by the log's key")
     lines = body.split("\n")[:-1]
-    if len(lines) < 3 or lines[0] != name or not lines[1].isdigit():
+    if len(lines) < 3 or lines[0] != name or not (lines[1].isascii() and lines[1].isdigit() and len(lines[1]) <= 20):
         raise LedgerAnswerInvalid("the checkpoint's origin or size is malformed")
     root = _b64(lines[2], "the checkpoint's root")
     if len(root) != 32:
