@@ -78,9 +78,16 @@ async def rotate_kek(vault: Vault) -> RotationReport:
 
 
 async def _rewrap(vault: Vault, item: ItemRecord) -> None:
-    current = vault.manifest_of(item)
+    # Under the case's lock, so a hold placed meanwhile covers the new manifest version too.
+    async with vault.case_lock(item.case):
+        await _rewrap_held(vault, item)
+
+
+async def _rewrap_held(vault: Vault, item: ItemRecord) -> None:
     async with vault.sessions() as session:
+        item = await items.get(session, item.evidence_id) or item
         held = item.legal_hold or await holds.case_on_hold(session, item.case)
+    current = vault.manifest_of(item)
     successor = await vault.blocking(_written_successor, vault, current)
     if successor is None:
         dek = await vault.unwrap(item.evidence_id, current.wrapped_dek)
