@@ -89,6 +89,14 @@ async def _rotate(settings: Settings) -> int:
     async with open_vault(settings) as (vault, _engine):
         report = await rotate_kek(vault)
         await _publish_now(vault, settings)
+    if report.failed:
+        print(
+            f"KEK rotation to {report.kek_id} NOT finished: {report.rewrapped} data keys re-wrapped, "
+            f"{len(report.failed)} not (keep every older KEK; fix these, then run rotate-kek again):"
+        )
+        for evidence_id, reason in report.failed.items():
+            print(f"  {evidence_id}: {reason}")
+        return 1
     verb = "continued" if report.resumed else "done"
     print(f"KEK rotation {verb}: current KEK {report.kek_id}, {report.rewrapped} data keys re-wrapped")
     return 0

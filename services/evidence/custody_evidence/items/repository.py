@@ -158,9 +158,13 @@ async def replace_manifest(session: AsyncSession, manifest: EvidenceManifest) ->
     )
 
 
-async def not_under_kek(session: AsyncSession, kek_id: str, limit: int) -> Sequence[ItemRecord]:
-    """Items whose data key is wrapped by a KEK other than ``kek_id``."""
+async def not_under_kek(session: AsyncSession, kek_id: str, limit: int, after: str = "") -> Sequence[ItemRecord]:
+    """Items whose data key is wrapped by a KEK other than ``kek_id``, in evidence-id order
+    from just after ``after``."""
     rows = await session.execute(
-        select(items).where(items.c.kek_id != kek_id).order_by(items.c.evidence_id).limit(limit)
+        select(items)
+        .where(items.c.kek_id != kek_id, items.c.evidence_id > after)
+        .order_by(items.c.evidence_id)
+        .limit(limit)
     )
     return [_record(row) for row in rows]

@@ -10,7 +10,7 @@ already written for an item is adopted, and items already under the new KEK are 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sqlalchemy import insert, select, update
@@ -18,7 +18,7 @@ from sqlalchemy import insert, select, update
 from custody_common.errors import IntegrityError
 from custody_common.ids import uuid7
 from custody_common.manifest import EvidenceManifest, manifest_key, parse_statement
-from custody_common.objectstore import ObjectNotFound
+from custody_common.objectstore import ObjectNotFound, ObjectStoreUnavailable
 
 from custody_evidence.holds import repository as holds
 from custody_evidence.items import repository as items
@@ -39,6 +39,8 @@ class RotationReport:
     kek_id: str
     resumed: bool
     rewrapped: int
+    failed: dict[str, str] = field(default_factory=dict)
+    """Items whose data key could not be re-wrapped, and why; the rotation stays unfinished."""
 
 
 async def rotate_kek(vault: Vault) -> RotationReport:
@@ -58,14 +60,27 @@ async def rotate_kek(vault: Vault) -> RotationReport:
     # The provider's current KEK is the target, even if it moved on since the rotation began.
     kek_id = vault.keys.current_kek_id()
     rewrapped = 0
+    failed: dict[str, str] = {}
+    after = ""
     while True:
         async with vault.sessions() as session:
-            batch = await items.not_under_kek(session, kek_id, BATCH)
+            batch = await items.not_under_kek(session, kek_id, BATCH, after)
         if not batch:
             break
         for item in batch:
-            await _rewrap(vault, item)
-            rewrapped += 1
+            try:
+                await _rewrap(vault, item)
+            except ObjectStoreUnavailable:
+                raise  # an outage: stop, and a run once it is over resumes here
+            except Exception as exc:  # noqa: BLE001 — one item must not keep the others under the old KEK
+                log.exception("KEK rotation: the data key of item %s was not re-wrapped", item.evidence_id)
+                failed[str(item.evidence_id)] = f"{type(exc).__name__}: {exc}"
+            else:
+                rewrapped += 1
+        after = str(batch[-1].evidence_id)
+    if failed:
+        log.error("KEK rotation to %s left %d item(s) under older KEKs; it stays unfinished", kek_id, len(failed))
+        return RotationReport(kek_id=kek_id, resumed=resumed, rewrapped=rewrapped, failed=failed)
     async with vault.transaction() as session:
         await session.execute(
             update(kek_rotations)

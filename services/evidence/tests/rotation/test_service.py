@@ -3,6 +3,7 @@ the data untouched and still served; an interrupted run is resumed."""
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -85,3 +86,28 @@ async def test_an_interrupted_rotation_is_resumed(vault, sealer, intake) -> None
 
     assert report.resumed and report.rewrapped == 2
     await _all_under(vault, submissions, report.kek_id, 2)
+
+
+async def test_an_item_that_cannot_be_rewrapped_keeps_the_rotation_unfinished_not_the_others_old(
+    vault, sealer, intake, events
+) -> None:
+    from sqlalchemy import update
+
+    from custody_evidence.tables import evidence_items
+
+    submissions = [intake.submit(os.urandom(500 + n)) for n in range(3)]
+    for submission in submissions:
+        assert await sealer.seal(submission.payload) == SealOutcome.SEALED
+    bad = min(submissions, key=lambda s: str(s.evidence_id))  # the first the rotation meets
+    async with vault.transaction() as session:
+        item = await items.get(session, bad.evidence_id)
+        forged = json.dumps(json.loads(item.manifest_bytes) | {"size": item.size + 1}).encode()  # unsigned now
+        await session.execute(
+            update(evidence_items).where(evidence_items.c.evidence_id == str(bad.evidence_id)).values(manifest=forged)
+        )
+
+    report = await rotate_kek(vault)
+
+    assert report.rewrapped == 2 and list(report.failed) == [str(bad.evidence_id)]
+    await _all_under(vault, [s for s in submissions if s is not bad], report.kek_id, 2)
+    assert [e for e in await events(vault, "key_rotated") if "evidence_id" not in e] == []  # not finished
