@@ -3,6 +3,8 @@ rejected and held ones. Blocking (the object store is); async callers run it in 
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from custody_common.manifest import EvidenceManifest
 from custody_common.objectstore import ObjectNotFound, ObjectStore
 
@@ -21,12 +23,16 @@ def protect(
     store: ObjectStore, manifest: EvidenceManifest, keys: list[str] | None = None, *, held: bool = False
 ) -> None:
     """Lock a sealed item's objects until its ``retain_until`` (extending, never shortening);
-    put a rejected item, or one ``held``, under legal hold. Missing objects (a rejected item's
-    lost parts) are passed over: there is nothing left to protect."""
+    put a rejected item, or one ``held``, under legal hold. A retention already over is passed
+    over (a hold is then the only protection left, and it is placed). Missing objects (a
+    rejected item's lost parts) are passed over: there is nothing left to protect."""
+    until = manifest.retain_until if manifest.status == "sealed" else None
+    if until is not None and until <= datetime.now(UTC):
+        until = None
     for key in keys if keys is not None else item_keys(store, manifest):
         try:
-            if manifest.status == "sealed" and manifest.retain_until is not None:
-                store.lock(key, manifest.retain_until)
+            if until is not None:
+                store.lock(key, until)
             if held or manifest.status == "rejected":
                 store.set_legal_hold(key, True)
         except ObjectNotFound:
