@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from custody_common.auth import mint_token
 from custody_common.crypto.envelope import new_data_key
@@ -38,7 +39,8 @@ from custody_common.settings import Settings
 from custody_evidence.app import Schedule, create_evidence_app, open_vault
 from custody_evidence.main import MIGRATIONS
 from custody_evidence.seal.service import Sealer
-from custody_evidence.tables import outbox
+from custody_evidence.items import repository as items
+from custody_evidence.tables import evidence_items, outbox
 from custody_evidence.vault import Vault
 from tests.support.nats import NATS_URL, free_port
 
@@ -198,6 +200,17 @@ def new_intake(settings: Settings, vault: Vault):  # type: ignore[no-untyped-def
 def intake_for():  # type: ignore[no-untyped-def]
     """``intake_for(settings, store)``: a stand-in for a stack whose settings the test builds."""
     return IntakeStandIn
+
+
+async def forge_index_entry(vault: Vault, evidence_id: uuid.UUID) -> None:
+    """Alter the item's indexed manifest (its size) so it is no longer this service's signed statement."""
+    async with vault.transaction() as session:
+        item = await items.get(session, evidence_id)
+        assert item is not None
+        forged = json.dumps(json.loads(item.manifest_bytes) | {"size": item.size + 1}).encode()
+        await session.execute(
+            update(evidence_items).where(evidence_items.c.evidence_id == str(evidence_id)).values(manifest=forged)
+        )
 
 
 async def outbox_events(vault: Vault, action: str | None = None) -> list[dict[str, Any]]:

@@ -13,6 +13,17 @@ from custody_evidence.fixity.service import FixityService
 from custody_evidence.items import repository as items
 from custody_evidence.seal.schemas import SealOutcome
 from custody_evidence.tables import evidence_items
+from services.evidence.tests.conftest import forge_index_entry
+
+
+async def _make_due(vault, submissions) -> None:  # type: ignore[no-untyped-def]
+    past = datetime.now(UTC) - timedelta(minutes=1)
+    async with vault.transaction() as session:
+        await session.execute(
+            update(evidence_items)
+            .where(evidence_items.c.evidence_id.in_([str(s.evidence_id) for s in submissions]))
+            .values(next_fixity_at=past)
+        )
 
 
 def _flip(stored: bytes) -> bytes:
@@ -67,13 +78,7 @@ async def test_the_sweep_checks_what_is_due_and_marks_damage(vault, sealer, inta
     for submission in (*due, later):
         assert await sealer.seal(submission.payload) == SealOutcome.SEALED
     tamper(vault.store, due[1].statement.parts[0].key, lambda stored: stored[:-1] + bytes([stored[-1] ^ 1]))
-    past = datetime.now(UTC) - timedelta(minutes=1)
-    async with vault.transaction() as session:
-        await session.execute(
-            update(evidence_items)
-            .where(evidence_items.c.evidence_id.in_([str(s.evidence_id) for s in due]))
-            .values(next_fixity_at=past)
-        )
+    await _make_due(vault, due)
     fixity = FixityService(vault, timedelta(days=30))
 
     assert await fixity.sweep_once() == 3
@@ -98,20 +103,8 @@ async def test_an_item_whose_index_entry_does_not_verify_is_damage_and_the_sweep
     due = [intake.submit(os.urandom(1000 + n)) for n in range(3)]
     for submission in due:
         assert await sealer.seal(submission.payload) == SealOutcome.SEALED
-    past = datetime.now(UTC) - timedelta(minutes=1)
-    async with vault.transaction() as session:
-        await session.execute(
-            update(evidence_items)
-            .where(evidence_items.c.evidence_id.in_([str(s.evidence_id) for s in due]))
-            .values(next_fixity_at=past)
-        )
-        # the oldest is checked first: its index entry now claims another size than was signed
-        altered = await items.get(session, due[0].evidence_id)
-        forged = altered.manifest_bytes.replace(b'"size":1000', b'"size":1001')
-        assert forged != altered.manifest_bytes
-        await session.execute(
-            update(evidence_items).where(evidence_items.c.evidence_id == str(due[0].evidence_id)).values(manifest=forged)
-        )
+    await _make_due(vault, due)
+    await forge_index_entry(vault, due[0].evidence_id)  # the oldest, checked first
     fixity = FixityService(vault, timedelta(days=30))
 
     assert await fixity.sweep_once() == 3

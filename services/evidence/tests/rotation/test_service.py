@@ -3,7 +3,6 @@ the data untouched and still served; an interrupted run is resumed."""
 
 from __future__ import annotations
 
-import json
 import os
 
 import pytest
@@ -14,6 +13,7 @@ from custody_evidence.items import repository as items
 from custody_evidence.rotation.service import rotate_kek
 from custody_evidence.seal.schemas import SealOutcome
 from custody_evidence.stored_parts import read_back
+from services.evidence.tests.conftest import forge_index_entry
 
 
 async def _all_under(vault, submissions, kek_id: str, version: int) -> None:  # type: ignore[no-untyped-def]
@@ -91,20 +91,11 @@ async def test_an_interrupted_rotation_is_resumed(vault, sealer, intake) -> None
 async def test_an_item_that_cannot_be_rewrapped_keeps_the_rotation_unfinished_not_the_others_old(
     vault, sealer, intake, events
 ) -> None:
-    from sqlalchemy import update
-
-    from custody_evidence.tables import evidence_items
-
     submissions = [intake.submit(os.urandom(500 + n)) for n in range(3)]
     for submission in submissions:
         assert await sealer.seal(submission.payload) == SealOutcome.SEALED
     bad = min(submissions, key=lambda s: str(s.evidence_id))  # the first the rotation meets
-    async with vault.transaction() as session:
-        item = await items.get(session, bad.evidence_id)
-        forged = json.dumps(json.loads(item.manifest_bytes) | {"size": item.size + 1}).encode()  # unsigned now
-        await session.execute(
-            update(evidence_items).where(evidence_items.c.evidence_id == str(bad.evidence_id)).values(manifest=forged)
-        )
+    await forge_index_entry(vault, bad.evidence_id)
 
     report = await rotate_kek(vault)
 
