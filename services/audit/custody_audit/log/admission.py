@@ -208,10 +208,12 @@ def admit(subject: str, payload: bytes, topology: Topology, keys: TrustedKeys) -
     statement = _unsigned(encoded, event["sig"])
     if keys.verifies(service, signature, statement):
         return Admitted(event, encoded)
-    if not keys.refresh(service):
-        raise EventDeferred(f"the signature does not verify under {service}'s keys read a moment ago")
+    refreshed = keys.refresh(service)
+    # Checked again even when not re-read here: another judging thread may have just re-read them.
     if keys.verifies(service, signature, statement):
         return Admitted(event, encoded)
+    if not refreshed:
+        raise EventDeferred(f"the signature does not verify under {service}'s keys read a moment ago")
     if keys.get(service) is None:
         raise EventRejected(f"no trusted key for service {service!r}")
     raise EventRejected(f"the signature does not verify under {service}'s trusted keys")

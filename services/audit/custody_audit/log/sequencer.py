@@ -12,6 +12,7 @@ import asyncio
 import base64
 import logging
 import os
+import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -139,6 +140,8 @@ class Sequencer:
         # cores that gave 6,800-7,200 events/s against 6,300-6,500 with one thread (PostgreSQL).
         self._admission_threads = admission_threads or max(1, min(4, os.cpu_count() or 1))
         self._tree = CompactRange()
+        self._deferred: dict[int, float] = {}
+        """Stream positions of messages deferred once, and when (see EventDeferred)."""
         self._checkpoint: StoredCheckpoint | None = None
         self.stats = SequencerStats()
         self.leading = False
@@ -326,8 +329,15 @@ class Sequencer:
                 admitted.append((message, admit(message.subject, message.payload, self._topology, self._keys)))
             except EventRejected as exc:
                 rejected.append((message, str(exc)))
-            except EventDeferred:
-                deferred.append(message)
+            except EventDeferred as exc:
+                # Deferred once at most: by its return the keys were read after it first failed,
+                # so a service's new key is known; a forgery must not circle for ever.
+                position = message.stream_seq
+                if position is None or position in self._deferred:
+                    rejected.append((message, str(exc)))
+                else:
+                    self._deferred[position] = time.monotonic()
+                    deferred.append(message)
         return Judged(admitted, rejected, deferred)
 
     async def append(self, conn: AsyncConnection, incoming: Sequence[Incoming]) -> BatchOutcome:
@@ -419,6 +429,9 @@ class Sequencer:
                 self._remember_key(candidate.event)
         self.stats.batches += 1
         self.stats.deferred += len(judged.deferred)
+        if judged.deferred:  # forget what came back long ago (or never will)
+            recent = time.monotonic() - 10 * DEFER_SECONDS
+            self._deferred = {position: at for position, at in self._deferred.items() if at > recent}
         if checkpoint is not None:
             self._checkpoint = checkpoint
             self.stats.checkpoints += 1
