@@ -3,7 +3,7 @@
 Every item keeps its signed manifests in the store beside its parts; the newest version whose
 signature verifies under this service's key counts, and one that does not verify is refused
 (reported, never indexed). Items the index holds already are brought up to their newest
-manifest; their status (a damaged item stays damaged) is kept. Rebuilt items are due for a
+manifest, which also replaces an index copy that was altered; their status (a damaged item stays damaged) is kept. Rebuilt items are due for a
 fixity check at once.
 """
 
@@ -35,7 +35,7 @@ class RebuildReport:
     indexed: int = 0
     """Items the index did not hold, now indexed."""
     updated: int = 0
-    """Items the index held with an older manifest."""
+    """Items the index held with an older manifest, or with its copy of the newest altered."""
     refused: list[str] = field(default_factory=list)
     """Manifest keys whose signature (or content) does not verify."""
     unreadable: list[str] = field(default_factory=list)
@@ -95,7 +95,10 @@ async def rebuild_index(vault: Vault) -> RebuildReport:
                     next_fixity_at=now if manifest.status == "sealed" else None,
                 )
                 report.indexed += 1
-            elif current.manifest_version < manifest.version:
+            elif current.manifest_version < manifest.version or (
+                current.manifest_version == manifest.version and current.manifest_bytes != manifest.to_bytes()
+            ):
+                # A newer version (a rotation), or the same one altered in the index.
                 await items.replace_manifest(session, manifest)
                 report.updated += 1
     return report

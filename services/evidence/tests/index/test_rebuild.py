@@ -11,6 +11,7 @@ from custody_evidence.index.rebuild import rebuild_index
 from custody_evidence.items import repository as items
 from custody_evidence.seal.schemas import SealOutcome
 from custody_evidence.tables import evidence_items
+from services.evidence.tests.conftest import forge_index_entry
 
 
 async def _index(vault) -> dict:  # type: ignore[no-untyped-def]
@@ -70,3 +71,19 @@ async def test_a_manifest_not_signed_by_the_service_is_refused(vault, sealer, in
     assert report.refused == [manifest_key(submission.evidence_id, 2)]
     [item] = (await _index(vault)).values()
     assert (item.status.value, item.manifest_version, item.reason) == ("sealed", 1, None)
+
+
+async def test_an_index_entry_altered_in_place_is_restored_from_the_store(vault, sealer, intake) -> None:
+    submissions = [intake.submit(os.urandom(300 + n)) for n in range(2)]
+    for submission in submissions:
+        assert await sealer.seal(submission.payload) == SealOutcome.SEALED
+    altered = submissions[0].evidence_id
+    await forge_index_entry(vault, altered)  # the same manifest version, no longer as signed
+
+    report = await rebuild_index(vault)
+
+    assert (report.indexed, report.updated, report.refused) == (0, 1, [])
+    async with vault.sessions() as session:
+        item = await items.get(session, altered)
+    assert item.manifest_bytes == vault.store.read_all(manifest_key(altered, 1))
+    vault.manifest_of(item)  # verifies again
