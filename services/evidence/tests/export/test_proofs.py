@@ -16,30 +16,10 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from custody_common.events import canonical
 from custody_common.merkle import leaf_hash
 from custody_evidence.export.proofs import LedgerAnswerInvalid, open_checkpoint, verify_chain
+from tests.support.rfc6962 import audit_path, tree_hash
 
 ORIGIN = "custody.test/log"
 ITEM = "0190a1b2-0000-7000-8000-000000000001"
-
-
-def _k(n: int) -> int:
-    k = 1
-    while k * 2 < n:
-        k *= 2
-    return k
-
-
-def _mth(hashes: list[bytes]) -> bytes:
-    if len(hashes) == 1:
-        return hashes[0]
-    k = _k(len(hashes))
-    return hashlib.sha256(b"\x01" + _mth(hashes[:k]) + _mth(hashes[k:])).digest()
-
-
-def _path(m: int, hashes: list[bytes]) -> list[bytes]:
-    if len(hashes) == 1:
-        return []
-    k = _k(len(hashes))
-    return _path(m, hashes[:k]) + [_mth(hashes[k:])] if m < k else _path(m - k, hashes[k:]) + [_mth(hashes[:k])]
 
 
 def _log(key: Ed25519PrivateKey, events: int = 5) -> tuple[dict[str, Any], str]:
@@ -59,7 +39,7 @@ def _log(key: Ed25519PrivateKey, events: int = 5) -> tuple[dict[str, Any], str]:
         mine.append(len(leaves) - 1)
         previous = leaf_hash(leaves[-1]).hex()
     hashes = [leaf_hash(leaf) for leaf in leaves]
-    root = _mth(hashes)
+    root = tree_hash(hashes)
     body = f"{ORIGIN}\n{len(leaves)}\n{base64.b64encode(root).decode()}\n"
     raw = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
     key_id = hashlib.sha256(ORIGIN.encode() + b"\n\x01" + raw).digest()[:4]
@@ -73,7 +53,7 @@ def _log(key: Ed25519PrivateKey, events: int = 5) -> tuple[dict[str, Any], str]:
                 "index": i,
                 "leaf": base64.b64encode(leaves[i]).decode(),
                 "entry": json.loads(leaves[i]),
-                "inclusion": [base64.b64encode(h).decode() for h in _path(i, hashes)],
+                "inclusion": [base64.b64encode(h).decode() for h in audit_path(i, hashes)],
             }
             for i in mine
         ],

@@ -33,6 +33,7 @@ from custody_evidence.fixity.service import FixityService
 from custody_evidence.seal.schemas import SealOutcome
 from custody_evidence.seal.service import Sealer
 from custody_evidence.vault import Vault
+from tests.support.rfc6962 import audit_path, tree_hash
 
 
 class _SlowLedger:
@@ -65,30 +66,6 @@ async def test_gives_up_with_a_clear_message() -> None:
 
 
 # --- a whole package, whatever the investigators named their files ---------------------------
-
-
-def _split(n: int) -> int:
-    """The largest power of two below ``n`` (RFC 6962's split of a tree of ``n`` leaves)."""
-    k = 1
-    while k * 2 < n:
-        k *= 2
-    return k
-
-
-def _root(hashes: list[bytes]) -> bytes:
-    if len(hashes) == 1:
-        return hashes[0]
-    k = _split(len(hashes))
-    return hashlib.sha256(b"\x01" + _root(hashes[:k]) + _root(hashes[k:])).digest()
-
-
-def _inclusion(m: int, hashes: list[bytes]) -> list[bytes]:
-    if len(hashes) == 1:
-        return []
-    k = _split(len(hashes))
-    if m < k:
-        return _inclusion(m, hashes[:k]) + [_root(hashes[k:])]
-    return _inclusion(m - k, hashes[k:]) + [_root(hashes[:k])]
 
 
 class _LogStandIn:
@@ -124,7 +101,7 @@ class _LogStandIn:
         return leaves
 
     def _note(self, hashes: list[bytes]) -> str:
-        body = f"{self._origin}\n{len(hashes)}\n{base64.b64encode(_root(hashes)).decode()}\n"
+        body = f"{self._origin}\n{len(hashes)}\n{base64.b64encode(tree_hash(hashes)).decode()}\n"
         signature = base64.b64encode(self._key_id + self._key.sign(body.encode())).decode()
         return f"{body}\n\u2014 {self._origin} {signature}\n"
 
@@ -137,7 +114,7 @@ class _LogStandIn:
                 "index": i,
                 "leaf": base64.b64encode(leaf).decode(),
                 "entry": json.loads(leaf),
-                "inclusion": [base64.b64encode(h).decode() for h in _inclusion(i, hashes)],
+                "inclusion": [base64.b64encode(h).decode() for h in audit_path(i, hashes)],
             }
             for i, leaf in enumerate(leaves)
             if json.loads(leaf)["event"].get("evidence_id") == evidence_id
