@@ -39,8 +39,10 @@ from custody_client.content import (
     tls_context,
 )
 from custody_client.resume import ResumeState, state_folder
-from custody_client.tus import DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, Backoff, TusUploader, is_decimal
+from custody_client.tus import DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, Backoff, TusUploader
 from custody_common.addresses import service_urls
+from custody_common.durable import fsync_folder
+from custody_common.numbers import is_decimal
 
 __all__ = [
     "AuthError",
@@ -616,11 +618,7 @@ def _put_in_place(part: Path, path: Path, overwrite: bool) -> None:
         except FileExistsError:
             raise InvalidRequest(f"{path} appeared while the item was downloading; choose another path") from None
         part.unlink()
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+    fsync_folder(path.parent)
 
 
 class _ServiceBusy(Exception):
@@ -628,7 +626,7 @@ class _ServiceBusy(Exception):
 
 
 def _range_starts_at(response: Content, offset: int) -> bool:
-    match = re.match(r"bytes (\d+)-\d+/(\d+|\*)", response.headers.get("Content-Range", ""))
+    match = re.match(r"bytes ([0-9]{1,20})-[0-9]{1,20}/([0-9]{1,20}|\*)", response.headers.get("Content-Range", ""))
     return bool(match) and int(match.group(1)) == offset
 
 

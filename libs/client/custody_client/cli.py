@@ -41,6 +41,7 @@ from custody_client.errors import (  # noqa: E402
     VerificationFailed,
 )
 from custody_client.progress import ProgressLine, human_bytes  # noqa: E402
+from custody_common.numbers import is_decimal  # noqa: E402
 
 if TYPE_CHECKING:
     from custody_client.verify import LogKey
@@ -94,7 +95,7 @@ def _bounded(low: float, high: float, what: str) -> Callable[[str], float]:
 
 
 def _positive_int(value: str) -> int:
-    if not (value.isascii() and value.isdigit() and len(value) <= 20) or int(value) <= 0:
+    if not is_decimal(value) or int(value) <= 0:
         raise argparse.ArgumentTypeError(f"{value!r} is not a positive whole number")
     return int(value)
 

@@ -17,7 +17,7 @@ from typing import BinaryIO, Protocol
 
 import httpx
 
-from custody_client.tus import is_decimal
+from custody_common.numbers import is_decimal
 from custody_common.pagecache import DropBehind
 
 READ_SIZE = 1024 * 1024

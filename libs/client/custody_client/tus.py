@@ -28,6 +28,7 @@ import httpx
 
 from custody_client.errors import AuthError, NetworkError, NotFound, VerificationFailed, error_for
 from custody_client.resume import ResumeState, submission_key
+from custody_common.numbers import is_decimal
 
 TUS_VERSION = "1.0.0"
 DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024
@@ -390,12 +391,6 @@ def _slices(chunk: memoryview, offset: int, size: int, report: OffsetCallback) -
         report(offset + start + len(piece), size)
 
 
-def is_decimal(text: str) -> bool:
-    """Whether ``text`` is a number int() reads, as a server's header should hold: ASCII digits
-    only (``isdigit`` passes ``²``), and few enough of them (int() refuses over 4300)."""
-    return text.isascii() and text.isdigit() and len(text) <= 20
-
-
 def _header_int(response: httpx.Response, name: str) -> int:
     value = response.headers.get(name, "")
     if not is_decimal(value.strip()):
@@ -416,5 +411,4 @@ __all__ = [
     "chunk_checksum",
     "decode_metadata",
     "encode_metadata",
-    "is_decimal",
 ]

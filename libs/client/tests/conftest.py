@@ -142,6 +142,8 @@ class EvidenceServer:
     """For each of the next content responses, the byte count after which the stream breaks."""
     requests: list[httpx.Request] = field(default_factory=list)
     record_status: str = "sealed"
+    content_range: str | None = None
+    """The Content-Range of a 206 answer, when not the range asked for."""
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
@@ -177,7 +179,9 @@ class EvidenceServer:
             if "Range" in request.headers:
                 start = int(request.headers["Range"].removeprefix("bytes=").rstrip("-"))
                 code = 206
-                headers["Content-Range"] = f"bytes {start}-{len(self.content) - 1}/{len(self.content)}"
+                headers["Content-Range"] = (
+                    self.content_range or f"bytes {start}-{len(self.content) - 1}/{len(self.content)}"
+                )
             body = self.content[start:]
             headers["Content-Length"] = str(len(body))
             cut = self.break_content_after.pop(0) if self.break_content_after else None

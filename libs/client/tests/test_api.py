@@ -188,6 +188,21 @@ def test_fetch_resumes_a_broken_download_by_range(tmp_path: Path, evidence_serve
     assert if_ranges == {f'"{hashlib.sha256(content).hexdigest()}"'}, "a resumed range is only taken from the same item"
 
 
+@pytest.mark.parametrize("content_range", ["bytes 0-49999/50000", "bytes 2" + "0" * 5000 + "-49999/50000"])
+def test_fetch_refuses_a_resumed_range_that_starts_elsewhere(
+    tmp_path: Path, evidence_server, router, sleeps, content_range: str
+) -> None:
+    """A number of thousands of digits is refused as any other wrong start, not by int()."""
+    server = evidence_server(os.urandom(50_000))
+    server.break_content_after = [20_000]
+    server.content_range = content_range
+    target = tmp_path / "item.bin"
+    with _client(tmp_path, router(evidence=server), sleeps) as client:
+        with pytest.raises(VerificationFailed, match="different range"):
+            client.fetch(server.evidence_id, target, purpose="trial")
+    assert not list(tmp_path.glob("item.bin*"))
+
+
 @pytest.mark.parametrize("lie", ["announced", "recorded"])
 def test_fetch_refuses_bytes_whose_digest_does_not_match_and_leaves_nothing(
     tmp_path: Path, evidence_server, router, sleeps, lie: str

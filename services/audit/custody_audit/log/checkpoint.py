@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from custody_common.errors import IntegrityError
+from custody_common.numbers import is_decimal
 
 ED25519_TYPE = b"\x01"
 SIGNATURE_DASH = "\u2014 "
@@ -125,7 +126,7 @@ def parse_checkpoint(note: str) -> tuple[Checkpoint, list[tuple[str, bytes, byte
     if len(lines) < 3:
         raise CheckpointError("a checkpoint body has an origin, a size and a root")
     origin, size_text, root_text, *extensions = lines
-    if not origin or not _decimal(size_text) or (size_text != "0" and size_text.startswith("0")):
+    if not origin or not is_decimal(size_text) or (size_text != "0" and size_text.startswith("0")):
         raise CheckpointError("the checkpoint's origin or size is malformed")
     try:
         root = base64.b64decode(root_text, validate=True)
@@ -171,9 +172,3 @@ def verify_checkpoint(note: str, verifier: Verifier | str, origin: str | None = 
             raise CheckpointError(f"the signature by {name} on this checkpoint does not verify") from None
         return checkpoint
     raise CheckpointError(f"the checkpoint carries no signature by {verifier.name} (key id {verifier.key_id.hex()})")
-
-
-def _decimal(text: str) -> bool:
-    """Whether ``text`` is a decimal size int() reads: ASCII digits only (``isdigit`` passes
-    ``²``), and few enough of them (int() refuses over 4300)."""
-    return text.isascii() and text.isdigit() and len(text) <= 20

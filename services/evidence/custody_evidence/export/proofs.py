@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from custody_common.errors import IntegrityError
 from custody_common.merkle import ProofError, leaf_hash, verify_inclusion
+from custody_common.numbers import is_decimal
 
 _DASH = "\u2014 "
 
@@ -88,7 +89,7 @@ def open_checkpoint(note: str, verifier_key: str) -> SignedCheckpoint:
     if not signed:
         raise LedgerAnswerInvalid("the checkpoint is not signed by the log's key")
     lines = body.split("\n")[:-1]
-    if len(lines) < 3 or lines[0] != name or not (lines[1].isascii() and lines[1].isdigit() and len(lines[1]) <= 20):
+    if len(lines) < 3 or lines[0] != name or not is_decimal(lines[1]):
         raise LedgerAnswerInvalid("the checkpoint's origin or size is malformed")
     root = _b64(lines[2], "the checkpoint's root")
     if len(root) != 32:
