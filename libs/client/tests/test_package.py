@@ -39,6 +39,7 @@ from custody_client.package import (
 )
 from custody_client.verify import LogKey
 from custody_common.events import canonical, sign_event
+from tests.support.rfc6962 import audit_path, tree_hash
 from tests.support.tsa import OpensslTsa
 
 ORIGIN = "custody.test/court-log"
@@ -51,27 +52,6 @@ PURPOSE = "Trial of the camp's commander, hearing 2024-117"
 
 def _raw(key: Ed25519PrivateKey) -> bytes:
     return key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-
-
-def _k(n: int) -> int:
-    k = 1
-    while k * 2 < n:
-        k *= 2
-    return k
-
-
-def _mth(hashes: list[bytes]) -> bytes:
-    if len(hashes) == 1:
-        return hashes[0]
-    k = _k(len(hashes))
-    return hashlib.sha256(b"\x01" + _mth(hashes[:k]) + _mth(hashes[k:])).digest()
-
-
-def _path(m: int, hashes: list[bytes]) -> list[bytes]:
-    if len(hashes) == 1:
-        return []
-    k = _k(len(hashes))
-    return _path(m, hashes[:k]) + [_mth(hashes[k:])] if m < k else _path(m - k, hashes[k:]) + [_mth(hashes[:k])]
 
 
 def leaf_hash(leaf: bytes) -> bytes:
@@ -221,7 +201,7 @@ def build(contents: dict[str, bytes] | None = None, event_changes: dict[str, Any
             leaves.append(canonical({"event": {"action": "accessed", "evidence_id": "another"}, "item_seq": 1,
                                      "prev_leaf": None, "logged_at": "2025-05-01T10:00:00.600Z"}))
     hashes = [leaf_hash(leaf) for leaf in leaves]
-    note = sign_note(f"{ORIGIN}\n{len(leaves)}\n{base64.b64encode(_mth(hashes)).decode()}\n", package.log_key)
+    note = sign_note(f"{ORIGIN}\n{len(leaves)}\n{base64.b64encode(tree_hash(hashes)).decode()}\n", package.log_key)
     package.files["checkpoint.txt"] = note.encode()
     package.files["log-key.txt"] = (verifier_key(package.log_key) + "\n").encode()
     for evidence_id, indices in positions.items():
@@ -231,7 +211,7 @@ def build(contents: dict[str, bytes] | None = None, event_changes: dict[str, Any
                 "checkpoint": note,
                 "events": [
                     {"index": i, "leaf": base64.b64encode(leaves[i]).decode(), "entry": json.loads(leaves[i]),
-                     "inclusion": [base64.b64encode(h).decode() for h in _path(i, hashes)]}
+                     "inclusion": [base64.b64encode(h).decode() for h in audit_path(i, hashes)]}
                     for i in indices
                 ],
             },

@@ -24,42 +24,11 @@ from custody_client.verify import (
     verify_chain,
 )
 from custody_common.events import canonical
+from tests.support.rfc6962 import audit_path, tree_hash
 
 
 def _b64(value: str | None) -> bytes:
     return base64.b64decode(value or "")
-
-
-# --- a reference tree, by the literal RFC 6962 §2.1 recursion ---------------------------------
-
-
-def _node(left: bytes, right: bytes) -> bytes:
-    return hashlib.sha256(b"\x01" + left + right).digest()
-
-
-def _k(n: int) -> int:
-    k = 1
-    while k * 2 < n:
-        k *= 2
-    return k
-
-
-def mth(hashes: list[bytes]) -> bytes:
-    if not hashes:
-        return hashlib.sha256(b"").digest()
-    if len(hashes) == 1:
-        return hashes[0]
-    k = _k(len(hashes))
-    return _node(mth(hashes[:k]), mth(hashes[k:]))
-
-
-def path(m: int, hashes: list[bytes]) -> list[bytes]:
-    if len(hashes) == 1:
-        return []
-    k = _k(len(hashes))
-    if m < k:
-        return path(m, hashes[:k]) + [mth(hashes[k:])]
-    return path(m - k, hashes[k:]) + [mth(hashes[:k])]
 
 
 # --- keys and checkpoints --------------------------------------------------------------------
@@ -193,13 +162,13 @@ def build_log(log_key: Ed25519PrivateKey, evidence_id: str) -> tuple[dict[str, A
         leaves.append(leaf)
     hashes = [leaf_hash(leaf) for leaf in leaves]
     custody = {
-        "checkpoint": _note(log_key, len(leaves), mth(hashes)),
+        "checkpoint": _note(log_key, len(leaves), tree_hash(hashes)),
         "events": [
             {
                 "index": i,
                 "leaf": base64.b64encode(leaves[i]).decode(),
                 "entry": json.loads(leaves[i]),
-                "inclusion": [base64.b64encode(p).decode() for p in path(i, hashes)],
+                "inclusion": [base64.b64encode(p).decode() for p in audit_path(i, hashes)],
             }
             for i in ours
         ],
@@ -299,10 +268,10 @@ def test_a_log_that_itself_renumbers_or_relinks_is_caught(log_key: Ed25519Privat
         entries.append(canonical(entry))
     hashes = [leaf_hash(leaf) for leaf in entries]
     custody = {
-        "checkpoint": _note(log_key, len(entries), mth(hashes)),
+        "checkpoint": _note(log_key, len(entries), tree_hash(hashes)),
         "events": [
             {"index": i, "leaf": base64.b64encode(leaf).decode(), "entry": json.loads(leaf),
-             "inclusion": [base64.b64encode(p).decode() for p in path(i, hashes)]}
+             "inclusion": [base64.b64encode(p).decode() for p in audit_path(i, hashes)]}
             for i, leaf in enumerate(entries)
         ],
     }
@@ -315,10 +284,10 @@ def test_a_log_that_itself_renumbers_or_relinks_is_caught(log_key: Ed25519Privat
     entries = entries[:2]
     hashes = [leaf_hash(leaf) for leaf in entries]
     custody = {
-        "checkpoint": _note(log_key, 2, mth(hashes)),
+        "checkpoint": _note(log_key, 2, tree_hash(hashes)),
         "events": [
             {"index": i, "leaf": base64.b64encode(leaf).decode(), "entry": json.loads(leaf),
-             "inclusion": [base64.b64encode(p).decode() for p in path(i, hashes)]}
+             "inclusion": [base64.b64encode(p).decode() for p in audit_path(i, hashes)]}
             for i, leaf in enumerate(entries)
         ],
     }

@@ -5,7 +5,6 @@ every tree hypothesis can think of, and verify (custody_common.merkle) only for 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from hypothesis import assume, given, settings
@@ -29,38 +28,10 @@ from custody_audit.log.merkle import (
     verify_inclusion,
 )
 from tests.support import merkle_vectors as vectors
+from tests.support import rfc6962
 
 README_LEAVES = [bytes.fromhex(h) for h in ["", "00", "10", "2021", "3031", "40414243",
                                             "5051525354555657", "606162636465666768696a6b6c6d6e6f"]]
-
-
-# --- reference: RFC 6962 §2.1 written out literally over the leaf hashes -------------------
-
-def _k(n: int) -> int:
-    k = 1
-    while k * 2 < n:
-        k *= 2
-    return k
-
-
-def ref_path(m: int, hashes: list[bytes]) -> list[bytes]:
-    n = len(hashes)
-    if n == 1:
-        return []
-    k = _k(n)
-    if m < k:
-        return ref_path(m, hashes[:k]) + [tree_hash(hashes[k:])]
-    return ref_path(m - k, hashes[k:]) + [tree_hash(hashes[:k])]
-
-
-def ref_subproof(m: int, hashes: list[bytes], whole: bool) -> list[bytes]:
-    n = len(hashes)
-    if m == n:
-        return [] if whole else [tree_hash(hashes)]
-    k = _k(n)
-    if m <= k:
-        return ref_subproof(m, hashes[:k], whole) + [tree_hash(hashes[k:])]
-    return ref_subproof(m - k, hashes[k:], False) + [tree_hash(hashes[:k])]
 
 
 def stored_nodes(hashes: list[bytes]) -> dict[NodeId, bytes]:
@@ -189,7 +160,7 @@ def test_generated_inclusion_proofs_are_rfc6962_paths_and_verify(case) -> None: 
     size = len(hashes)
     stored = stored_nodes(hashes)
     proof = inclusion_proof(index, size, only(stored, inclusion_nodes(index, size)))
-    assert proof == ref_path(index, hashes)
+    assert proof == rfc6962.audit_path(index, hashes)
     root = tree_hash(hashes)
     assert root_hash(size, stored) == root
     verify_inclusion(index, size, hashes[index], proof, root)
@@ -235,7 +206,7 @@ def test_inclusion_proofs_fail_for_another_tree_size(case, data) -> None:  # typ
     longer = hashes + [leaf_hash(leaf) for leaf in extra]
     other_size = data.draw(st.integers(0, len(longer)).filter(lambda s: s != size), label="size")
     other_root = tree_hash(longer[:other_size])
-    if index < other_size and ref_path(index, longer[:other_size]) == proof:
+    if index < other_size and rfc6962.audit_path(index, longer[:other_size]) == proof:
         verify_inclusion(index, other_size, hashes[index], proof, other_root)
     else:
         with pytest.raises(ProofError):
@@ -249,7 +220,7 @@ def test_generated_consistency_proofs_are_rfc6962_proofs_and_verify(case) -> Non
     second = len(hashes)
     stored = stored_nodes(hashes)
     proof = consistency_proof(first, second, only(stored, consistency_nodes(first, second)))
-    assert proof == (ref_subproof(first, hashes, True) if first < second else [])
+    assert proof == (rfc6962.consistency_proof(first, hashes) if first < second else [])
     verify_consistency(first, second, tree_hash(hashes[:first]), tree_hash(hashes), proof)
 
 
@@ -291,7 +262,7 @@ def test_consistency_proofs_fail_for_other_tree_sizes(case, data) -> None:  # ty
     assume((other_first, other_second) != (first, second))
     root1, root2 = tree_hash(longer[:other_first]), tree_hash(longer[:other_second])
     genuine = 0 < other_first <= other_second and proof == (
-        ref_subproof(other_first, longer[:other_second], True) if other_first < other_second else []
+        rfc6962.consistency_proof(other_first, longer[:other_second]) if other_first < other_second else []
     )
     if genuine:
         verify_consistency(other_first, other_second, root1, root2, proof)
