@@ -13,7 +13,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import BaseModel, ConfigDict
 
-from custody_common.durable import fsync_folder
+from custody_common.durable import replace_file
 from custody_common.errors import ConfigurationError, IntegrityError
 from custody_common.keyfiles import write_new_file
 
@@ -75,14 +75,8 @@ class LocalKeyFile:
 
     def _save(self) -> None:
         doc = {"current": self._current, "keys": {k: _b64(v) for k, v in self._keys.items()}}
-        tmp = self._path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(json.dumps(doc).encode())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self._path)
-        fsync_folder(self._path.parent)  # a new KEK version lost to a power cut would orphan what it wrapped
+        # Durably: a new KEK version lost to a power cut would orphan what it wrapped.
+        replace_file(self._path, json.dumps(doc).encode())
 
     def current_kek_id(self) -> str:
         return self._current

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from custody_common.durable import fsync_folder
+from custody_common.durable import fsync_folder, replace_file
 from custody_common.objectstore.base import (
     ObjectInfo,
     ObjectLocked,
@@ -281,17 +281,7 @@ class LocalFolderStore:
             "legal_hold": record.legal_hold,
         }
         self._make_folders(path.parent)
-        fd, name = tempfile.mkstemp(prefix=_TEMP_PREFIX, dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as file:
-                file.write(json.dumps(document).encode())
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(name, path)
-        except BaseException:
-            Path(name).unlink(missing_ok=True)
-            raise
-        fsync_folder(path.parent)
+        replace_file(path, json.dumps(document).encode())
 
     def _refuse_if_protected(self, key: str, record: _LockRecord | None, action: str) -> None:
         if record is None or not record.protects(self._clock()):

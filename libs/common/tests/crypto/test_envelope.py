@@ -40,7 +40,7 @@ def test_a_new_kek_version_is_made_durable_with_its_folder(tmp_path, monkeypatch
     """The rename that puts a rotated key file in place lives in the folder: unless the folder
     is fsynced too, a power cut can take the new KEK while what it wrapped is committed."""
     synced: list = []
-    monkeypatch.setattr("custody_common.crypto.envelope.fsync_folder", synced.append)
+    monkeypatch.setattr("custody_common.durable.fsync_folder", synced.append)
     provider = LocalKeyFile(tmp_path / "keys" / "kek.json")
     synced.clear()
     provider.rotate()
