@@ -77,6 +77,11 @@ class Settings(BaseSettings):
 
     keys_dir: Path | None = Field(default=None, description="Default: home/keys.")
     log_origin: str = "custody.localhost/log"
+    log_anchor: Path | None = Field(
+        default=None,
+        description="File where audit keeps the newest checkpoint it signed, outside the database, and "
+        "against which it checks the stored log before appending; default: log-checkpoint.txt in the key folder.",
+    )
     retention: timedelta = Field(default=timedelta(days=3650), description="WORM retention of sealed items.")
     max_upload_size: int = 64 * 1024**3
     upload_expiry: timedelta = timedelta(days=7)

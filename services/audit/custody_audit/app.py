@@ -12,6 +12,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from custody_audit.log.admission import TrustedKeys
+from custody_audit.log.anchor import ANCHOR_FILE
 from custody_audit.log.endpoints import router
 from custody_audit.log.sequencer import Sequencer
 from custody_audit.log.service import CustodyLog
@@ -29,6 +30,11 @@ from custody_common.web import create_app, standard_checks
 SERVICE = "audit"
 MIGRATIONS = Path(__file__).parent / "migrations"
 LOG_KEY_FILE = "audit-log.key"
+
+
+def anchor_path(settings: Settings) -> Path:
+    """Where audit keeps the newest checkpoint it signed (see custody_audit.log.anchor)."""
+    return settings.log_anchor or settings.key_folder / ANCHOR_FILE
 
 
 def build_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
@@ -49,6 +55,7 @@ def build_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
             log_key=log_key,
             event_key=service_signing_key(settings, SERVICE),
             trusted_keys=TrustedKeys(lambda: trusted_service_keys(settings)),
+            anchor=anchor_path(settings),
         )
         app.state.engine = engine
         app.state.nats = None

@@ -9,11 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import literal, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from custody_audit.app import LOG_KEY_FILE, MIGRATIONS
+from custody_audit.app import LOG_KEY_FILE, MIGRATIONS, anchor_path
 from custody_audit.log.admission import TrustedKeys
 from custody_audit.log.sequencer import Incoming, Sequencer
+from custody_audit.log.tables import checkpoints, leaves, nodes
 from custody_common.bus import Topology
 from custody_common.crypto.signing import load_or_create_private_key
 from custody_common.db import make_engine, run_migrations
@@ -76,7 +78,9 @@ async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
 
 
 def new_sequencer(settings: Settings, engine: AsyncEngine, **options: Any) -> Sequencer:
-    """A sequencer with the keys under ``settings.key_folder``."""
+    """A sequencer with the keys under ``settings.key_folder``, keeping its checkpoints where
+    the service keeps them."""
+    options.setdefault("anchor", anchor_path(settings))
     return Sequencer(
         engine,
         Topology(settings.nats_namespace),
@@ -147,3 +151,15 @@ async def append(sequencer: Sequencer, engine: AsyncEngine) -> AsyncIterator[App
             return await sequencer.append(conn, list(messages))
 
         yield run
+
+
+async def cut_log(engine: AsyncEngine, size: int) -> None:
+    """Remove, as a database superuser past the triggers, every entry from index ``size`` on,
+    with the subtree hashes and checkpoints that cover any of them: a log cut short that is
+    consistent on its own."""
+    async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            await conn.execute(text("SET LOCAL session_replication_role = replica"))
+        await conn.execute(leaves.delete().where(leaves.c.idx >= size))
+        await conn.execute(nodes.delete().where((nodes.c.idx + 1) * literal(1).op("<<")(nodes.c.level) > size))
+        await conn.execute(checkpoints.delete().where(checkpoints.c.size > size))

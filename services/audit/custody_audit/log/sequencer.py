@@ -3,7 +3,9 @@ appends each batch — leaves, stored subtree hashes and a new signed checkpoint
 consistent with the previous one — in one transaction, before acknowledging the messages.
 
 A crash at any moment loses nothing (unacknowledged messages come back) and doubles nothing
-(an event id already in the log is skipped).
+(an event id already in the log is skipped). Each checkpoint signed is also kept in a file
+outside the database (see :mod:`custody_audit.log.anchor`), and the stored log is checked
+against it before appending, so a log cut short or rewritten in the database is never extended.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -27,7 +30,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from custody_audit.errors import EventDeferred, EventRejected, LogDamaged
 from custody_audit.log import repository
 from custody_audit.log.admission import Admitted, TrustedKeys, admit
-from custody_audit.log.checkpoint import Checkpoint, sign_checkpoint
+from custody_audit.log.anchor import keep_note, read_note
+from custody_audit.log.checkpoint import Checkpoint, CheckpointError, sign_checkpoint, verifier_key, verify_checkpoint
 from custody_audit.log.entry import build_leaf, parse_leaf
 from custody_audit.log.jcs import canonical
 from custody_audit.log.leadership import sequencer_connection
@@ -37,6 +41,7 @@ from custody_audit.log.merkle import (
     consistency_nodes,
     consistency_proof,
     leaf_hash,
+    root_hash,
     root_nodes,
     verify_consistency,
 )
@@ -124,6 +129,7 @@ class Sequencer:
         log_key: Ed25519PrivateKey,
         event_key: Ed25519PrivateKey,
         trusted_keys: TrustedKeys,
+        anchor: Path | None = None,
         batch_size: int = 1000,
         fetch_timeout: float = 1.0,
         admission_threads: int | None = None,
@@ -132,6 +138,8 @@ class Sequencer:
         self._topology = topology
         self._origin = origin
         self._log_key = log_key
+        self._anchor = anchor
+        """The file that keeps the newest checkpoint signed; None: none kept (tests only)."""
         self._event_key = event_key
         self._keys = trusted_keys
         self._batch_size = batch_size
@@ -265,12 +273,44 @@ class Sequencer:
             raise LogDamaged(f"the stored tree is incomplete: {exc}") from None
         if checkpoint and tree.root() != checkpoint.root:
             raise LogDamaged(f"the stored subtree hashes do not give the root of checkpoint {checkpoint.size}")
+        await self._check_anchor(conn, size)
         self._tree, self._checkpoint = tree, checkpoint
         async with conn.begin():
             announced = await repository.leaves_of_action(conn, "key_announced")
         for stored in announced:
             self._remember_key(parse_leaf(stored.leaf)["event"])
         log.info("custody log recovered at size %d", size)
+
+    async def _check_anchor(self, conn: AsyncConnection, size: int) -> None:
+        """Raise LogDamaged unless the stored log of ``size`` entries extends the checkpoint
+        kept outside the database. A file that cannot be read now (permissions, say) raises
+        OSError, an outage to wait out."""
+        if self._anchor is None:
+            return
+        path = self._anchor
+        try:
+            note = await asyncio.to_thread(read_note, path)
+            if note is None:
+                return
+            kept = verify_checkpoint(note, verifier_key(self._origin, self._log_key.public_key()), self._origin)
+        except (ValueError, CheckpointError) as exc:
+            raise LogDamaged(f"the checkpoint kept at {path} is not one this log's key signed: {exc}") from None
+        if kept.size > size:
+            raise LogDamaged(
+                f"the database holds {size} entries, but checkpoint {kept.size}, signed by this log and kept at "
+                f"{path}, covers more: entries were removed from the database"
+            )
+        async with conn.begin():
+            hashes = await repository.fetch_hashes(conn, root_nodes(kept.size))
+        try:
+            root = root_hash(kept.size, hashes)
+        except ProofError as exc:
+            raise LogDamaged(f"the stored tree is incomplete at size {kept.size}: {exc}") from None
+        if root != kept.root:
+            raise LogDamaged(
+                f"the stored entries up to {kept.size} do not give the root of the checkpoint kept at {path}: "
+                "the log was rewritten in the database"
+            )
 
     def _remember_key(self, event: dict[str, Any]) -> None:
         """Trust the key a logged ``key_announced`` event names for what its service signed."""
@@ -424,6 +464,9 @@ class Sequencer:
             if leaf_rows:
                 checkpoint = await self._sign(conn, tree, moment)
         self._tree = tree
+        if checkpoint is not None and self._anchor is not None:
+            # After the commit: a crash before this line leaves the file one checkpoint behind.
+            await asyncio.to_thread(keep_note, self._anchor, checkpoint.note)
         for candidate in fresh:
             if candidate.event["action"] == "key_announced":
                 self._remember_key(candidate.event)

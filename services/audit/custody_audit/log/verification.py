@@ -1,7 +1,9 @@
 """``custody-audit verify-log``: recompute the whole tree from the stored leaves and check it
 against everything stored beside it — leaf hashes, the indexed columns, each item's chain
 (item_seq, prev_leaf), every stored subtree hash, every checkpoint's signature and root, and
-every checkpoint's RFC 3161 time-stamp. Names the first altered entry."""
+every checkpoint's RFC 3161 time-stamp — and against checkpoints kept outside the database
+(audit's own file, checkpoints an auditor saved), which alone reveal newest entries removed
+together with their checkpoints. Names the first altered entry."""
 
 from __future__ import annotations
 
@@ -37,6 +39,8 @@ class LogReport:
     nodes: int = 0
     timestamps: int = 0
     """Stored time-stamp tokens checked against their checkpoints."""
+    kept: int = 0
+    """Checkpoints kept outside the database that verified and were compared with the log."""
     problems: list[str] = field(default_factory=list)
     first_altered_index: int | None = None
     """The smallest index whose entry, hash, columns or signature do not match what was logged."""
@@ -112,12 +116,15 @@ async def verify_log(
     verifier: Verifier | str,
     trusted_keys: Mapping[str, Ed25519PublicKey] | None = None,
     timestamp_roots: Sequence[x509.Certificate] = (),
+    kept: Mapping[str, str] | None = None,
 ) -> LogReport:
     """Check the whole stored log. ``trusted_keys`` (service → event key) adds a check of
     every event's signature; keys the log announces are learnt as it is read. Each stored
     time-stamp must cover its checkpoint's body, and with ``timestamp_roots`` be signed under
-    one of them."""
+    one of them. Each note of ``kept`` (where it was kept → its text) must be signed by the
+    log, and the log must hold its size with its root."""
     report = LogReport()
+    kept_roots = _kept_roots(kept or {}, verifier, origin, report)
     signatures = _Signatures(trusted_keys) if trusted_keys is not None else None
     async with engine.connect() as conn:
         stored_checkpoints = await repository.all_checkpoints(conn)
@@ -139,6 +146,7 @@ async def verify_log(
         _check_timestamp(stamp, bodies.get(stamp.size), timestamp_roots, report)
 
     tree = CompactRange()
+    _compare_kept(tree, kept_roots, report)
     heads: dict[str, tuple[int, bytes]] = {}
     async with engine.connect() as leaf_conn, engine.connect() as node_conn:
         node_stream = repository.stream_nodes(node_conn)
@@ -166,6 +174,7 @@ async def verify_log(
                 pending_node = await anext(node_stream, None)
             if tree.size in expected_roots and tree.root() != expected_roots[tree.size]:
                 report.problem(f"checkpoint {tree.size}: the root recomputed from the entries differs from the signed root")
+            _compare_kept(tree, kept_roots, report)
         if pending_node is not None:
             report.problem(f"a stored subtree hash {tuple(pending_node[0])} covers entries beyond the log")
     report.entries = tree.size
@@ -175,7 +184,38 @@ async def verify_log(
     for size in expected_roots:
         if size > tree.size:
             report.problem(f"checkpoint {size} covers entries the log does not hold")
+    for size, notes in sorted(kept_roots.items()):
+        for where, _ in notes if size > tree.size else ():
+            report.problem(
+                f"the checkpoint kept in {where} covers {size} entries, but the log holds {tree.size}: "
+                "entries were removed, with the checkpoints that covered them"
+            )
     return report
+
+
+def _kept_roots(
+    kept: Mapping[str, str], verifier: Verifier | str, origin: str, report: LogReport
+) -> dict[int, list[tuple[str, bytes]]]:
+    """Size → (where kept, root) of every kept note the log signed; the others are problems."""
+    roots: dict[int, list[tuple[str, bytes]]] = {}
+    for where, note in kept.items():
+        try:
+            signed = verify_checkpoint(note, verifier, origin)
+        except CheckpointError as exc:
+            report.problem(f"the checkpoint kept in {where} is not one this log signed: {exc}")
+            continue
+        roots.setdefault(signed.size, []).append((where, signed.root))
+        report.kept += 1
+    return roots
+
+
+def _compare_kept(tree: CompactRange, kept_roots: dict[int, list[tuple[str, bytes]]], report: LogReport) -> None:
+    for where, root in kept_roots.get(tree.size, ()):
+        if tree.root() != root:
+            report.problem(
+                f"the checkpoint kept in {where} gives another root for the first {tree.size} entries: "
+                "the log was rewritten since it was signed (a fork)"
+            )
 
 
 def _check_timestamp(

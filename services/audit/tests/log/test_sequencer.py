@@ -10,12 +10,14 @@ import uuid
 import psycopg
 import pytest
 import sqlalchemy.exc
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from custody_audit.app import anchor_path
 from custody_audit.errors import LogDamaged
 from custody_audit.log import repository
-from custody_audit.log.checkpoint import verifier_key, verify_checkpoint
+from custody_audit.log.checkpoint import Checkpoint, sign_checkpoint, verifier_key, verify_checkpoint
 from custody_audit.log.entry import parse_leaf
 from custody_audit.log.merkle import (
     consistency_nodes,
@@ -32,6 +34,7 @@ from custody_common.events import actor_service, canonical, new_event, sign_even
 from custody_common.ids import uuid7
 from custody_common.keys import service_signing_key
 from custody_common.settings import Settings
+from services.audit.tests.conftest import cut_log
 
 async def _all_leaves(engine: AsyncEngine) -> list[repository.StoredLeaf]:
     async with engine.connect() as conn:
@@ -205,6 +208,46 @@ async def test_recovery_refuses_entries_beyond_the_last_checkpoint(settings, eng
     async with engine.connect() as conn:
         with pytest.raises(LogDamaged, match="holds 2 entries"):
             await fresh.recover(conn)
+
+
+async def test_recovery_refuses_a_log_cut_short_or_rewritten_behind_the_kept_checkpoint(
+    settings, engine, append, signed, incoming, make_sequencer
+) -> None:
+    """Entries removed with their checkpoints leave a log consistent on its own; only the
+    checkpoint kept outside the database shows it, and the sequencer must not extend it."""
+    for _ in range(3):
+        await append(*(incoming(signed("intake")) for _ in range(4)))
+    kept = anchor_path(settings).read_text()
+    assert verify_checkpoint(kept, verifier_key(settings.log_origin, load_public_key(settings.key_folder / "audit-log.pub")), settings.log_origin).size == 12
+
+    await cut_log(engine, 8)
+    async with engine.connect() as conn:
+        with pytest.raises(LogDamaged, match="holds 8 entries, but checkpoint 12, signed by this log and kept at"):
+            await make_sequencer().recover(conn)
+
+    # Someone moves the file away and appends other events: a second history of 12 entries.
+    blind = make_sequencer(anchor=None)
+    async with engine.connect() as conn:
+        await blind.recover(conn)
+        await blind.append(conn, [incoming(signed("intake")) for _ in range(4)])
+    async with engine.connect() as conn:
+        with pytest.raises(LogDamaged, match="do not give the root of the checkpoint kept at .*rewritten"):
+            await make_sequencer().recover(conn)
+
+    stranger = sign_checkpoint(Checkpoint(settings.log_origin, 4, b"\0" * 32), Ed25519PrivateKey.generate())
+    anchor_path(settings).write_text(stranger)
+    async with engine.connect() as conn:
+        with pytest.raises(LogDamaged, match="is not one this log's key signed"):
+            await make_sequencer().recover(conn)
+
+
+async def test_each_signed_checkpoint_is_kept_outside_the_database(settings, engine, append, signed, incoming) -> None:
+    for size in (3, 5):
+        await append(*(incoming(signed("intake")) for _ in range(size - (3 if size == 5 else 0))))
+        async with engine.connect() as conn:
+            stored = await repository.latest_checkpoint(conn)
+        assert stored is not None and stored.size == size
+        assert anchor_path(settings).read_text() == stored.note
 
 
 async def test_a_failed_batch_leaves_no_trace(settings, engine, sequencer, signed, incoming) -> None:

@@ -5,7 +5,6 @@ time-stamp must cover that checkpoint and come from the pinned authority."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 from datetime import UTC, datetime
 import subprocess
@@ -13,11 +12,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rfc3161_client import decode_timestamp_response
 from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from custody_audit.log.checkpoint import verifier_key, verify_checkpoint
+from custody_audit.app import anchor_path
+from custody_audit.log.checkpoint import Checkpoint, sign_checkpoint, verifier_key, verify_checkpoint
 from custody_audit.log.entry import build_leaf, parse_leaf
 from custody_audit.log.merkle import leaf_hash
 from custody_audit.log.tables import checkpoints, leaves, timestamps
@@ -29,24 +30,25 @@ from custody_common.events import canonical
 from custody_common.ids import uuid7
 from custody_common.keys import trusted_service_keys
 from custody_common.settings import Settings
+from services.audit.tests.conftest import cut_log
 from tests.support.tsa import OpensslTsa
 
 CLI = Path(sys.executable).parent / "custody-audit"
 
 
-def _run_cli(settings: Settings, tsa_ca: Path | None = None) -> subprocess.CompletedProcess[str]:
+def _run_cli(settings: Settings, tsa_ca: Path | None = None, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CUSTODY_")}
     env.update(CUSTODY_HOME=str(settings.home), CUSTODY_LOG_ORIGIN=settings.log_origin)
     if settings.database_url:
         env["CUSTODY_DATABASE_URL"] = settings.database_url
     if tsa_ca is not None:
         env["CUSTODY_TSA_CA"] = str(tsa_ca)
-    return subprocess.run([str(CLI), "verify-log"], env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run([str(CLI), "verify-log", *args], env=env, capture_output=True, text=True, timeout=300)
 
 
-async def _report(settings: Settings, engine: AsyncEngine, timestamp_roots=()):  # type: ignore[no-untyped-def]
+async def _report(settings: Settings, engine: AsyncEngine, timestamp_roots=(), kept=None):  # type: ignore[no-untyped-def]
     vkey = verifier_key(settings.log_origin, load_public_key(settings.key_folder / "audit-log.pub"))
-    return await verify_log(engine, settings.log_origin, vkey, trusted_service_keys(settings), timestamp_roots)
+    return await verify_log(engine, settings.log_origin, vkey, trusted_service_keys(settings), timestamp_roots, kept)
 
 
 async def _fill(append, signed, incoming, batches: int = 4, per_batch: int = 9) -> None:  # type: ignore[no-untyped-def]
@@ -79,6 +81,7 @@ async def test_an_intact_log_passes(settings, engine, append, signed, incoming, 
     result = await asyncio.to_thread(_run_cli, settings)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "custody log intact: 37 entries, 5 checkpoints" in result.stdout
+    assert f"the log extends every checkpoint kept outside the database: {anchor_path(settings)}" in result.stdout
 
 
 async def test_an_edited_leaf_is_named(settings, engine, append, signed, incoming) -> None:
@@ -146,6 +149,44 @@ async def test_a_removed_entry_and_an_altered_checkpoint_are_found(settings, eng
     assert any(p.startswith("checkpoint 9:") for p in report.problems)
     result = await asyncio.to_thread(_run_cli, settings)
     assert result.returncode == 1 and "first altered entry: index 30" in result.stdout
+
+
+async def test_newest_entries_removed_with_their_checkpoints_show_only_against_a_kept_checkpoint(
+    settings, engine, append, signed, incoming, make_sequencer, tmp_path
+) -> None:
+    await _fill(append, signed, incoming)  # checkpoints of 9, 18, 27 and 36 entries
+    saved = tmp_path / "auditor.txt"  # what an auditor fetched from GET /v1/log/checkpoint
+    saved.write_text(anchor_path(settings).read_text())
+    await cut_log(engine, 27)
+
+    assert (await _report(settings, engine)).ok, "on its own the shortened log verifies: the gap kept checkpoints close"
+    report = await _report(settings, engine, kept={"the auditor's file": saved.read_text()})
+    assert report.problems == [
+        "the checkpoint kept in the auditor's file covers 36 entries, but the log holds 27: "
+        "entries were removed, with the checkpoints that covered them"
+    ]
+    result = await asyncio.to_thread(_run_cli, settings)  # audit's own file
+    assert result.returncode == 1 and f"{anchor_path(settings)} covers 36 entries, but the log holds 27" in result.stdout
+
+    # The file moved away and other events appended: a second history of 36 entries.
+    anchor_path(settings).unlink()
+    async with engine.connect() as conn:
+        blind = make_sequencer(anchor=None)
+        await blind.recover(conn)
+        await blind.append(conn, [incoming(signed("intake")) for _ in range(9)])
+    result = await asyncio.to_thread(_run_cli, settings)
+    assert result.returncode == 0 and "no checkpoint kept outside the database" in result.stdout
+    result = await asyncio.to_thread(_run_cli, settings, None, "--checkpoint", str(saved))
+    assert result.returncode == 1, result.stdout
+    assert f"the checkpoint kept in {saved} gives another root for the first 36 entries" in result.stdout
+
+    stranger = sign_checkpoint(Checkpoint(settings.log_origin, 36, b"\0" * 32), Ed25519PrivateKey.generate())
+    report = await _report(settings, engine, kept={"a stranger's file": stranger})
+    assert len(report.problems) == 1 and report.problems[0].startswith(
+        "the checkpoint kept in a stranger's file is not one this log signed"
+    )
+    result = await asyncio.to_thread(_run_cli, settings, None, "--checkpoint", str(tmp_path / "missing.txt"))
+    assert result.returncode == 2 and "there is no checkpoint file" in result.stderr
 
 
 async def test_cli_without_the_checkpoint_key_says_what_is_missing(settings, engine, tmp_path) -> None:
