@@ -2,7 +2,7 @@
 RFC 3161 time-stamps of checkpoints, and the events kept aside because they failed admission.
 
 On PostgreSQL the migrations add triggers that refuse UPDATE, DELETE and TRUNCATE on the
-three log tables and on the time-stamps: the log only grows.
+three log tables, on the time-stamps and on the events kept aside: the log only grows.
 """
 
 from __future__ import annotations
@@ -94,4 +94,6 @@ rejected_events = Table(
 )
 
 LOG_TABLES = (leaves.name, nodes.name, checkpoints.name)
-"""Tables the log never changes once written."""
+"""The log proper."""
+INSERT_ONLY_TABLES = (*LOG_TABLES, timestamps.name, rejected_events.name)
+"""Tables whose rows are never changed or removed once written."""

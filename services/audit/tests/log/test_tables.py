@@ -1,17 +1,21 @@
 """The migration: the same schema on SQLite and PostgreSQL, and on PostgreSQL log tables that
-refuse UPDATE, DELETE and TRUNCATE, even to their owner."""
+refuse UPDATE, DELETE and TRUNCATE, even to their owner, as do the time-stamps and the events
+kept aside."""
 
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
 import psycopg
 import pytest
 from sqlalchemy import inspect
 
 from custody_audit.app import MIGRATIONS
-from custody_audit.log.tables import LOG_TABLES, metadata
+from custody_audit.log.tables import INSERT_ONLY_TABLES, metadata, timestamps
 from custody_common.db import run_migrations
+
+NOW = datetime.now(UTC)
 
 
 async def test_migration_builds_the_tables_the_code_uses(settings, engine) -> None:
@@ -36,10 +40,19 @@ async def test_migration_builds_the_tables_the_code_uses(settings, engine) -> No
     ],
 )
 async def test_postgres_refuses_to_change_the_log(settings, engine, append, signed, incoming, statement) -> None:
-    await append(*(incoming(signed("intake")) for _ in range(3)))
-    columns = {"log_leaves": "leaf", "log_nodes": "hash", "log_checkpoints": "note"}
+    await append(*(incoming(signed("intake")) for _ in range(3)), incoming(signed("intake", signer="evidence")))
+    async with engine.connect() as conn:
+        await conn.execute(timestamps.insert().values(size=3, response=b"token", gen_time=NOW, stored_at=NOW))
+        await conn.commit()
+    columns = {
+        "log_leaves": "leaf",
+        "log_nodes": "hash",
+        "log_checkpoints": "note",
+        "log_timestamps": "response",
+        "rejected_events": "reason",
+    }
     with psycopg.connect(settings.database_url, autocommit=True) as conn:
-        for table in LOG_TABLES:
+        for table in INSERT_ONLY_TABLES:
             with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):
                 conn.execute(statement.format(table=table, column=columns[table]))
             assert conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] > 0
