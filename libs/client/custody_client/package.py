@@ -196,21 +196,75 @@ class _Zip:
             seen.add(key)
         return repeated
 
-    def stray_bytes(self) -> bool:
-        """Whether the entries the central directory lists overlap, or leave room between
-        them for an entry it does not list, which an extractor reading the archive from its
-        start (``jar xf``) would extract although no check saw it."""
-        end = 0
-        for info in sorted(self.archive.infolist(), key=lambda i: i.header_offset):
-            if not 0 <= info.header_offset - end <= _DATA_DESCRIPTOR:
-                return True
-            self.archive.fp.seek(info.header_offset)
-            header = self.archive.fp.read(_LOCAL_HEADER)
-            if len(header) < _LOCAL_HEADER or header[:4] != b"PK\x03\x04":
-                return True
-            name_length, extra_length = struct.unpack("<HH", header[26:30])
-            end = info.header_offset + _LOCAL_HEADER + name_length + extra_length + info.compress_size
-        return not 0 <= self.archive.start_dir - end <= _DATA_DESCRIPTOR
+    def layout_problem(self) -> str | None:
+        """What an extractor reading the archive from its start by each entry's own (local)
+        header, as ``jar xf`` or a stream does, would find that the central directory, which
+        the checks read, does not say; None when the two agree exactly. Each entry must start
+        where the one before it ends, its local header must state the central directory's
+        name, flags, method, sizes and CRC (or leave them to a data descriptor that states
+        them), its compressed data must end exactly at its stated size, and the central
+        directory must follow the last entry. Otherwise bytes lie where no check looked: an
+        entry the directory does not list, or one with other contents."""
+        infos = sorted(self.archive.infolist(), key=lambda i: i.header_offset)
+        ends = [info.header_offset for info in infos[1:]] + [self.archive.start_dir]
+        position = 0
+        for info, next_start in zip(infos, ends, strict=True):
+            if info.header_offset != position:
+                return f"{info.filename} does not start where the entry before it ends"
+            problem = self._entry_problem(info, next_start)
+            if problem:
+                return f"{info.filename}: {problem}"
+            position = next_start
+        return None
+
+    def _entry_problem(self, info: zipfile.ZipInfo, next_start: int) -> str | None:
+        fp = self.archive.fp
+        fp.seek(info.header_offset)
+        header = fp.read(_LOCAL.size)
+        if len(header) < _LOCAL.size or header[:4] != b"PK\x03\x04":
+            return "no local header where the central directory says the entry starts"
+        _, _, flags, method, _, _, crc, compressed, size, name_length, extra_length = _LOCAL.unpack(header)
+        name = fp.read(name_length)
+        extra = fp.read(extra_length)
+        if (flags, method, name) != (info.flag_bits, info.compress_type, _raw_name(info)):
+            return "its local header states another name, flags or compression method than the central directory"
+        start = info.header_offset + _LOCAL.size + name_length + extra_length
+        end = start + info.compress_size
+        if flags & _SIZES_FOLLOW:
+            fp.seek(end)
+            if not _descriptor_states(fp.read(next_start - end), info):
+                return "the data descriptor after it is missing, states another size or CRC, or is followed by stray bytes"
+        elif (crc, *_zip64_sizes(extra, compressed, size)) != (info.CRC, info.compress_size, info.file_size):
+            return "its local header states another size or CRC than the central directory"
+        elif next_start != end:
+            return "bytes follow its data that belong to no entry"
+        if method == zipfile.ZIP_DEFLATED and not self._deflate_ends_at(start, info.compress_size, info.file_size):
+            return "its compressed data does not end exactly at its stated size: bytes are hidden after it"
+        return None
+
+    def _deflate_ends_at(self, start: int, compressed: int, size: int) -> bool:
+        """Whether the deflate stream at ``start`` inflates to ``size`` bytes and ends exactly
+        ``compressed`` bytes later; never inflates more than ``size`` + a block."""
+        fp = self.archive.fp
+        fp.seek(start)
+        inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+        left, produced, pending = compressed, 0, b""
+        try:
+            while not inflater.eof:
+                if not pending:
+                    if not left:
+                        return False  # the stream goes on past the stated size
+                    pending = fp.read(min(_BLOCK, left))
+                    if not pending:
+                        return False
+                    left -= len(pending)
+                produced += len(inflater.decompress(pending, _BLOCK))
+                pending = inflater.unconsumed_tail
+                if produced > size:
+                    return False
+        except zlib.error:
+            return False
+        return not left and not pending and not inflater.unused_data and produced == size
 
     def has(self, name: str) -> bool:
         return name in self.names
@@ -249,10 +303,45 @@ class _Zip:
 _DAMAGED = (zipfile.BadZipFile, NotImplementedError, RuntimeError, EOFError, OSError, zlib.error, lzma.LZMAError)
 """What zipfile raises for an entry it cannot read: a bad CRC or header, an unsupported
 compression method, encryption, compressed data cut short or corrupt."""
-_LOCAL_HEADER = 30
-_DATA_DESCRIPTOR = 24
-"""The most bytes that may follow an entry's data (a ZIP64 data descriptor with its
-signature): fewer than a local header needs, so no hidden entry fits there."""
+_LOCAL = struct.Struct("<4sHHHHHIIIHH")
+"""A local file header: signature, version needed, flags, method, time, date, CRC-32,
+compressed size, size, name length, extra field length."""
+_SIZES_FOLLOW = 0x08
+"""General purpose flag bit 3: CRC and sizes follow the data, in a data descriptor."""
+_ZIP64 = 0xFFFFFFFF
+_DESCRIPTOR = {12: "<III", 20: "<IQQ"}
+"""A data descriptor's CRC-32 and sizes (after its optional signature), by length."""
+
+
+def _raw_name(info: zipfile.ZipInfo) -> bytes:
+    """The entry's name as the central directory spells it (UTF-8 when flag bit 11 says so)."""
+    return info.orig_filename.encode("utf-8" if info.flag_bits & 0x800 else "cp437")
+
+
+def _zip64_sizes(extra: bytes, compressed: int, size: int) -> tuple[int, int]:
+    """The compressed size and size a local header states, taken from its ZIP64 extra field
+    where the header's own fields say so."""
+    position = 0
+    while position + 4 <= len(extra):
+        tag, length = struct.unpack_from("<HH", extra, position)
+        body = extra[position + 4 : position + 4 + length]
+        if tag == 1:
+            values = [value for (value,) in struct.iter_unpack("<Q", body[: len(body) // 8 * 8])]
+            if size == _ZIP64 and values:
+                size = values.pop(0)
+            if compressed == _ZIP64 and values:
+                compressed = values.pop(0)
+        position += 4 + length
+    return compressed, size
+
+
+def _descriptor_states(descriptor: bytes, info: zipfile.ZipInfo) -> bool:
+    """Whether ``descriptor``, all the bytes between an entry's data and the next entry, is one
+    data descriptor stating the central directory's CRC and sizes (with or without its
+    signature; sizes of 4 bytes, or of 8 for ZIP64)."""
+    forms = [descriptor, descriptor[4:]] if descriptor[:4] == b"PK\x07\x08" else [descriptor]
+    stated = (info.CRC, info.compress_size, info.file_size)
+    return any(len(form) in (12, 20) and struct.unpack(_DESCRIPTOR[len(form)], form) == stated for form in forms)
 
 
 def _damaged(name: str, exc: Exception) -> VerificationFailed:
@@ -356,13 +445,14 @@ def _verify(package: _Zip, pinned: LogKey | None, tsa_roots: tuple[x509.Certific
             "case): extracted, such an entry can replace another, so what is extracted may not be what was checked",
         )
     )
-    if package.stray_bytes():
+    layout = package.layout_problem()
+    if layout:
         found.append(
             Finding(
                 False,
                 "zip entries",
-                "the archive holds bytes outside the entries it lists, or entries that overlap: some extractors "
-                "would find an entry there that no check saw",
+                f"{layout}. Extractors that read the archive from its start could find there an entry, or contents, "
+                "that no check saw",
             )
         )
     missing = [n for n in ("manifest.json", "manifest.sig", "manifest.pub.pem", "checkpoint.txt") if not package.has(n)]

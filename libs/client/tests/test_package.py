@@ -18,6 +18,7 @@ import subprocess
 import sys
 import textwrap
 import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -461,6 +462,103 @@ def test_an_entry_the_central_directory_does_not_list_fails(tmp_path: Path) -> N
     verdict = verify_package(path, package.pinned)
     assert verdict.exit_code == EXIT_FAILED
     assert [f for f in verdict.failures if f.startswith("zip entries:")], verdict.failures
+
+
+def _zip_by_hand(path: Path, files: dict[str, bytes], deflated: set[str], slack: dict[str, bytes]) -> None:
+    """A zip of ``files`` written field by field: the entries in ``deflated`` compressed, and
+    after an entry's compressed data the bytes ``slack`` gives it, counted in its stated
+    compressed size, which zipfile (reading through the central directory) then ignores."""
+    local, central = bytearray(), bytearray()
+    for name, content in files.items():
+        method = zipfile.ZIP_DEFLATED if name in deflated else zipfile.ZIP_STORED
+        if method == zipfile.ZIP_DEFLATED:
+            compressor = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+            data = compressor.compress(content) + compressor.flush()
+        else:
+            data = content
+        data += slack.get(name, b"")
+        crc, raw = zlib.crc32(content), name.encode()
+        fields = (20, 0x800, method, 0, 0x21, crc, len(data), len(content), len(raw))  # 0x800: UTF-8 name
+        central += struct.pack("<4sH", b"PK\x01\x02", 20) + struct.pack("<HHHHHIIIH", *fields)
+        central += struct.pack("<HHHHII", 0, 0, 0, 0, 0o644 << 16, len(local)) + raw
+        local += struct.pack("<4s", b"PK\x03\x04") + struct.pack("<HHHHHIIIH", *fields) + struct.pack("<H", 0) + raw + data
+    end = struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, len(files), len(files), len(central), len(local), 0)
+    path.write_bytes(bytes(local + central + end))
+
+
+def test_bytes_hidden_after_an_entry_s_compressed_data_fail(tmp_path: Path) -> None:
+    """Inflating stops where the deflate stream ends; an extractor reading the archive from its
+    start looks for the next entry right there, and would find one no check saw."""
+    package = build()
+    hidden = io.BytesIO()
+    with zipfile.ZipFile(hidden, "w") as archive:
+        archive.writestr("files/witness.pdf", b"%PDF-1.4 FORGED statement")
+    plain = tmp_path / "plain.zip"
+    _zip_by_hand(plain, package.files, {"manifest.json", "VERIFY.md"}, {})
+    assert verify_package(plain, package.pinned).ok, "a package deflated by hand verifies"
+
+    path = tmp_path / "p.zip"
+    _zip_by_hand(path, package.files, {"manifest.json", "VERIFY.md"}, {"VERIFY.md": hidden.getvalue()})
+    assert zipfile.ZipFile(path).read("VERIFY.md") == package.files["VERIFY.md"]
+    verdict = verify_package(path, package.pinned)
+    assert verdict.failures == [
+        "zip entries: VERIFY.md: its compressed data does not end exactly at its stated size: bytes are hidden "
+        "after it. Extractors that read the archive from its start could find there an entry, or contents, "
+        "that no check saw"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("field", "offset", "value"),
+    [("name", 30, b"VERIFX.md"), ("size", 18, struct.pack("<I", 3)), ("method", 8, struct.pack("<H", 8))],
+)
+def test_a_local_header_that_tells_another_story_than_the_central_directory_fails(
+    tmp_path: Path, field: str, offset: int, value: bytes
+) -> None:
+    """zipfile reads an entry by the central directory; an extractor streaming the archive
+    reads it by its local header, so the two must agree in every field that places or names it."""
+    package = build()
+    path = package.write(tmp_path / "p.zip")
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as archive:
+        local = archive.getinfo("VERIFY.md").header_offset
+    data[local + offset : local + offset + len(value)] = value
+    path.write_bytes(data)
+    verdict = verify_package(path, package.pinned)
+    assert len(verdict.failures) == 1 and verdict.failures[0].startswith("zip entries: VERIFY.md: its local header")
+
+
+def test_a_package_streamed_with_data_descriptors_verifies_and_a_descriptor_must_agree(tmp_path: Path) -> None:
+    """The vault streams packages, so every entry's CRC and sizes follow its data."""
+
+    class Unseekable(io.RawIOBase):
+        def __init__(self) -> None:
+            self.data = bytearray()
+
+        def writable(self) -> bool:
+            return True
+
+        def write(self, block: Any) -> int:
+            self.data += block
+            return len(block)
+
+    package = build()
+    sink = Unseekable()
+    with zipfile.ZipFile(sink, "w") as archive:
+        for name, content in package.files.items():
+            archive.writestr(name, content, compress_type=zipfile.ZIP_DEFLATED)
+    path = tmp_path / "p.zip"
+    path.write_bytes(sink.data)
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo("VERIFY.md")
+        assert info.flag_bits & 0x08, "zipfile wrote a data descriptor"
+        descriptor = sink.data.index(struct.pack("<4sI", b"PK\x07\x08", info.CRC), info.header_offset)
+    assert verify_package(path, package.pinned).ok
+
+    sink.data[descriptor + 8 : descriptor + 12] = struct.pack("<I", info.compress_size + 1)
+    path.write_bytes(sink.data)
+    verdict = verify_package(path, package.pinned)
+    assert verdict.failures[0].startswith("zip entries: VERIFY.md: the data descriptor after it is missing")
 
 
 def test_a_file_of_another_size_than_the_manifest_says_fails_without_being_read(
