@@ -6,6 +6,11 @@
 - :class:`SubmissionCompleted` — intake's signed statement that all bytes arrived.
 - :class:`EvidenceManifest` — evidence's signed, self-describing record of a sealed item,
   written beside it in the store (``evidence/<id>/manifest/<version>.json``).
+- :class:`HoldRecord` — evidence's signed record of a legal hold placed or released on a whole
+  case (``cases/<case>/legal-hold/<version>.json``) or on one item
+  (``evidence/<id>/legal-hold/<version>.json``), so a rebuilt index knows every hold and why.
+- :class:`DamageRecord` — evidence's signed record that a sealed item was found damaged
+  (``evidence/<id>/damaged.json``), so a rebuilt index does not serve it as sealed.
 """
 
 from __future__ import annotations
@@ -44,6 +49,21 @@ def part_key(evidence_id: uuid.UUID | str, index: int, attempt: str) -> str:
 def manifest_key(evidence_id: uuid.UUID | str, version: int) -> str:
     """Object key of version ``version`` of an item's manifest."""
     return f"evidence/{evidence_id}/manifest/{version:06d}.json"
+
+
+def case_hold_key(case: str, version: int) -> str:
+    """Object key of version ``version`` of the record of ``case``'s legal hold."""
+    return f"cases/{case}/legal-hold/{version:06d}.json"
+
+
+def item_hold_key(evidence_id: uuid.UUID | str, version: int) -> str:
+    """Object key of version ``version`` of the record of an admin's legal hold on one item."""
+    return f"evidence/{evidence_id}/legal-hold/{version:06d}.json"
+
+
+def damage_key(evidence_id: uuid.UUID | str) -> str:
+    """Object key of the record that a sealed item was found damaged."""
+    return f"evidence/{evidence_id}/damaged.json"
 
 
 class SubmissionMetadata(BaseModel):
@@ -198,6 +218,32 @@ class EvidenceManifest(_Signed):
     received_at: datetime
     sealed_at: datetime
     retain_until: datetime | None = None
+
+
+class HoldRecord(_Signed):
+    """The vault's signed record of one change to a legal hold, on a whole case or on one item.
+
+    Every change is a new version beside the earlier ones; the newest version whose signature
+    verifies (and whose content matches its key) says whether the hold stands."""
+
+    type: Literal["legal-hold/v1"] = "legal-hold/v1"
+    version: int = Field(ge=1)
+    case: str = Field(pattern=CASE_PATTERN)
+    evidence_id: uuid.UUID | None = Field(
+        default=None, description="The item an admin holds by itself; None: the hold is on the whole case."
+    )
+    held: bool = Field(description="True: the hold was placed; False: it was released.")
+    by: str = Field(description="The ``sub`` of the admin whose request wrote the record.")
+    at: datetime
+
+
+class DamageRecord(_Signed):
+    """The vault's signed record that a sealed item was found damaged (it stays damaged)."""
+
+    type: Literal["evidence-damage/v1"] = "evidence-damage/v1"
+    evidence_id: uuid.UUID
+    reason: str = Field(description="The finding and what differed; never personal data.")
+    damaged_at: datetime
 
 
 def parse_statement(model: type[_Signed], raw: bytes) -> Any:

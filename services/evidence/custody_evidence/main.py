@@ -76,13 +76,19 @@ async def _rebuild(settings: Settings) -> int:
         report = await rebuild_index(vault)
     print(
         f"{report.items} items in the store: {report.indexed} indexed, {report.updated} brought up to a newer "
-        f"manifest; {len(report.refused)} manifests refused (signature or content does not verify)"
+        f"manifest; {len(report.refused)} manifests or records refused (signature or content does not verify)"
+    )
+    print(
+        f"legal holds restored from the store's records: {report.case_holds} on cases, {report.item_holds} on "
+        f"items by themselves; {report.damaged} items recorded damaged"
     )
     for key in report.refused:
         print(f"  refused: {key}")
     for evidence_id in report.unreadable:
         print(f"  not indexed (no manifest verifies): {evidence_id}")
-    return 1 if report.unreadable else 0
+    for evidence_id in report.unprotected:
+        print(f"  indexed held, but its objects could not be put under legal hold (run again): {evidence_id}")
+    return 1 if report.unreadable or report.unprotected else 0
 
 
 async def _rotate(settings: Settings) -> int:

@@ -15,6 +15,7 @@ from custody_common.events import actor_person, actor_service
 from custody_common.objectstore import ObjectStoreError
 
 from custody_evidence.errors import Finding, ItemNotServable, StoredBytesDamaged
+from custody_evidence.fixity import records
 from custody_evidence.fixity.schemas import FixityReport
 from custody_evidence.items import repository as items
 from custody_evidence.items.schemas import ItemRecord, ItemStatus
@@ -43,6 +44,8 @@ class FixityService:
         always_record: bool = False,
     ) -> str | None:
         """Mark a sealed item damaged and emit ``damaged``, in one transaction; returns the event id.
+        The move is then written to the store too (:mod:`custody_evidence.fixity.records`), so a
+        rebuilt index keeps the item damaged.
 
         Only the move from sealed to damaged is recorded, unless ``always_record`` (an explicit
         check is a custody event of its own each time)."""
@@ -66,6 +69,15 @@ class FixityService:
                 details=found | (details or {}),
             )
         log.error("item %s is damaged: %s", item.evidence_id, reason)
+        if moved:
+            vault = self._vault
+            try:
+                await vault.blocking(
+                    records.write_damage, vault.store, vault.signing_key, item.evidence_id, reason, now
+                )
+            except ObjectStoreError as exc:
+                # The index and the ledger say so already; only a rebuilt index would not know.
+                log.error("item %s: the store's record of its damage could not be written: %s", item.evidence_id, exc)
         return event["id"]
 
     async def verify(self, principal: Principal, evidence_id: str, request_id: str) -> FixityReport:

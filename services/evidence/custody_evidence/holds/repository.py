@@ -16,11 +16,16 @@ async def case_on_hold(session: AsyncSession, case: str) -> bool:
     return found.first() is not None
 
 
-async def hold_case(session: AsyncSession, case: str, by: str) -> bool:
-    """Put ``case`` on hold; False if it already was."""
+async def held_cases(session: AsyncSession) -> set[str]:
+    """Every case under a legal hold."""
+    return set((await session.execute(select(case_holds.c.case_name))).scalars())
+
+
+async def hold_case(session: AsyncSession, case: str, by: str, at: datetime | None = None) -> bool:
+    """Put ``case`` on hold (by ``by``, at ``at`` or now); False if it already was."""
     if await case_on_hold(session, case):
         return False
-    await session.execute(insert(case_holds).values(case_name=case, set_by=by, set_at=datetime.now(UTC)))
+    await session.execute(insert(case_holds).values(case_name=case, set_by=by, set_at=at or datetime.now(UTC)))
     return True
 
 

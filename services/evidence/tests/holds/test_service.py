@@ -157,3 +157,31 @@ async def test_a_hold_placed_while_another_is_released_stays_on_the_objects(
         assert (await releasing).status_code == 200 and (await placing).json()["changed"] is True
 
     assert all(running.vault.store.legal_hold(key) for key in _objects(submission))
+
+
+async def test_every_hold_change_is_a_signed_record_in_the_store(running, served_intake, admin) -> None:
+    from custody_common.manifest import case_hold_key, item_hold_key
+    from custody_evidence.holds.records import newest_record
+
+    submission = served_intake.submit(os.urandom(100))
+    await running.sealer.seal(submission.payload)
+    vault = running.vault
+    store, item = vault.store, f"/v1/evidence/{submission.evidence_id}/legal-hold"
+
+    def newest(evidence_id=None):  # type: ignore[no-untyped-def]
+        record = newest_record(store, vault.public_key, "CASE-1", evidence_id)
+        return None if record is None else (record.version, record.held, record.by)
+
+    async with admin:
+        await admin.put(item)
+        await admin.put("/v1/cases/CASE-1/legal-hold")
+        assert newest(submission.evidence_id) == (1, True, "ada") and newest() == (1, True, "ada")
+        # a record that places a hold is held itself, so the word that a hold stands cannot be deleted
+        assert store.legal_hold(item_hold_key(submission.evidence_id, 1))
+        assert store.legal_hold(case_hold_key("CASE-1", 1))
+        await admin.delete(item)
+        await admin.delete("/v1/cases/CASE-1/legal-hold")
+
+    assert newest(submission.evidence_id) == (2, False, "ada") and newest() == (2, False, "ada")
+    assert not any(store.legal_hold(key) for key in store.list("cases/CASE-1/"))
+    assert not any(store.legal_hold(key) for key in store.list(f"evidence/{submission.evidence_id}/legal-hold/"))

@@ -3,15 +3,49 @@
 from __future__ import annotations
 
 import os
+import uuid
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from custody_common.manifest import EvidenceManifest, manifest_key, parse_statement
+from custody_common.auth import Principal
+from custody_common.crypto.stream import HEADER, SEGMENT, TAG
+from custody_common.manifest import (
+    EvidenceManifest,
+    HoldRecord,
+    case_hold_key,
+    manifest_key,
+    parse_statement,
+)
+from custody_evidence.fixity.service import FixityService
+from custody_evidence.holds import repository as holds
+from custody_evidence.holds.service import HoldService
 from custody_evidence.index.rebuild import rebuild_index
 from custody_evidence.items import repository as items
 from custody_evidence.seal.schemas import SealOutcome
-from custody_evidence.tables import evidence_items
-from services.evidence.tests.conftest import forge_index_entry
+from custody_evidence.tables import case_holds, evidence_items
+from services.evidence.tests.conftest import FIXITY_INTERVAL, forge_index_entry
+
+ADMIN = Principal(sub="ada", roles=frozenset({"admin"}), cases=frozenset({"*"}))
+
+
+def _objects(submission) -> list[str]:  # type: ignore[no-untyped-def]
+    return [part.key for part in submission.statement.parts] + [manifest_key(submission.evidence_id, 1)]
+
+
+async def _lose_the_database(vault) -> None:  # type: ignore[no-untyped-def]
+    async with vault.transaction() as session:
+        await session.execute(evidence_items.delete())
+        await session.execute(case_holds.delete())
+
+
+async def _item(vault, evidence_id: uuid.UUID):  # type: ignore[no-untyped-def]
+    async with vault.sessions() as session:
+        return await items.get(session, evidence_id)
+
+
+async def _case_held(vault, case: str) -> bool:  # type: ignore[no-untyped-def]
+    async with vault.sessions() as session:
+        return await holds.case_on_hold(session, case)
 
 
 async def _index(vault) -> dict:  # type: ignore[no-untyped-def]
@@ -87,3 +121,82 @@ async def test_an_index_entry_altered_in_place_is_restored_from_the_store(vault,
         item = await items.get(session, altered)
     assert item.manifest_bytes == vault.store.read_all(manifest_key(altered, 1))
     vault.manifest_of(item)  # verifies again
+
+
+async def test_a_case_hold_survives_a_lost_database_and_holds_items_sealed_later(vault, sealer, intake) -> None:
+    case_only, also_alone, elsewhere = (
+        intake.submit(os.urandom(100)),
+        intake.submit(os.urandom(100)),
+        intake.submit(os.urandom(100), case="CASE-2"),
+    )
+    for submission in (case_only, also_alone, elsewhere):
+        assert await sealer.seal(submission.payload) == SealOutcome.SEALED
+    service = HoldService(vault)
+    await service.hold_item(ADMIN, str(also_alone.evidence_id), True, "r1")
+    await service.hold_case(ADMIN, "CASE-1", True, "r2")
+    await _lose_the_database(vault)
+
+    report = await rebuild_index(vault)
+
+    assert await _case_held(vault, "CASE-1") and not await _case_held(vault, "CASE-2")
+    # an item held only with its case does not come back held by itself
+    assert [(await _item(vault, s.evidence_id)).legal_hold for s in (case_only, also_alone, elsewhere)] == [
+        False,
+        True,
+        False,
+    ]
+    later = intake.submit(os.urandom(100))
+    assert await sealer.seal(later.payload) == SealOutcome.SEALED
+    assert all(vault.store.legal_hold(key) for key in _objects(later))
+    assert (report.indexed, report.case_holds, report.item_holds, report.refused) == (3, 1, 1, [])
+    # releasing the case frees what only the case held, never the item held by itself
+    assert (await service.hold_case(ADMIN, "CASE-1", False, "r3")).changed
+    assert not any(vault.store.legal_hold(key) for key in _objects(case_only) + _objects(later))
+    assert all(vault.store.legal_hold(key) for key in _objects(also_alone))
+    await _lose_the_database(vault)
+    again = await rebuild_index(vault)
+    assert again.case_holds == 0 and not await _case_held(vault, "CASE-1")
+    assert (await _item(vault, also_alone.evidence_id)).legal_hold
+
+
+async def test_a_forged_or_unsigned_release_does_not_lift_a_case_hold(vault, sealer, intake) -> None:
+    submission = intake.submit(os.urandom(100))
+    assert await sealer.seal(submission.payload) == SealOutcome.SEALED
+    await HoldService(vault).hold_case(ADMIN, "CASE-1", True, "r1")
+    genuine = parse_statement(HoldRecord, vault.store.read_all(case_hold_key("CASE-1", 1)))
+    # an intruder writes "newer" releases: one signed by their own key, one not signed at all,
+    # and a genuine release of another case copied under this one's name
+    forged = genuine.model_copy(update={"version": 2, "held": False, "sig": None})
+    vault.store.put(case_hold_key("CASE-1", 2), forged.signed(Ed25519PrivateKey.generate()).to_bytes())
+    vault.store.put(case_hold_key("CASE-1", 3), forged.model_copy(update={"version": 3}).to_bytes())
+    service = HoldService(vault)
+    await service.hold_case(ADMIN, "CASE-2", True, "r2")
+    await service.hold_case(ADMIN, "CASE-2", False, "r3")
+    vault.store.put(case_hold_key("CASE-1", 4), vault.store.read_all(case_hold_key("CASE-2", 2)))
+    await _lose_the_database(vault)
+
+    report = await rebuild_index(vault)
+
+    assert await _case_held(vault, "CASE-1") and not await _case_held(vault, "CASE-2")
+    assert report.refused == [case_hold_key("CASE-1", n) for n in (4, 3, 2)]
+    assert report.case_holds == 1
+    assert not (await _item(vault, submission.evidence_id)).legal_hold
+
+
+async def test_an_item_found_damaged_stays_damaged_after_a_lost_database(vault, sealer, intake, tamper) -> None:
+    intact, harmed = intake.submit(os.urandom(3 * SEGMENT)), intake.submit(os.urandom(3 * SEGMENT))
+    for submission in (intact, harmed):
+        assert await sealer.seal(submission.payload) == SealOutcome.SEALED
+    at = HEADER + (SEGMENT + TAG) + 3
+    tamper(vault.store, harmed.statement.parts[0].key, lambda b: b[:at] + bytes([b[at] ^ 0x10]) + b[at + 1 :])
+    fixity = FixityService(vault, FIXITY_INTERVAL)
+    assert not (await fixity.check(await _item(vault, harmed.evidence_id), origin="request")).ok
+    before = await _item(vault, harmed.evidence_id)
+    await _lose_the_database(vault)
+
+    report = await rebuild_index(vault)
+
+    after = await _item(vault, harmed.evidence_id)
+    assert (after.status.value, after.reason, after.damaged_at) == ("damaged", before.reason, before.damaged_at)
+    assert (report.indexed, report.damaged, report.refused) == (2, 1, [])
+    assert (await _item(vault, intact.evidence_id)).status.value == "sealed"
