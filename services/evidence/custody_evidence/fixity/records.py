@@ -14,15 +14,20 @@ from custody_common.errors import IntegrityError
 from custody_common.manifest import DamageRecord, damage_key, parse_statement
 from custody_common.objectstore import ObjectNotFound, ObjectStore
 
+from custody_evidence.holds.records import read_record
+
 log = logging.getLogger(__name__)
 
 
 def write_damage(
     store: ObjectStore, signing_key: Ed25519PrivateKey, evidence_id: uuid.UUID, reason: str, at: datetime
 ) -> None:
-    """Store the signed record that ``evidence_id`` was found damaged at ``at`` for ``reason``."""
+    """Store the signed record that ``evidence_id`` was found damaged at ``at`` for ``reason``,
+    under legal hold: damage is never undone, so its record is never removed. Raises
+    ObjectLocked when a record is there already."""
     record = DamageRecord(evidence_id=evidence_id, reason=reason, damaged_at=at).signed(signing_key)
     store.put(damage_key(evidence_id), record.to_bytes())
+    store.set_legal_hold(damage_key(evidence_id), True)
 
 
 def read_damage(
@@ -32,7 +37,7 @@ def read_damage(
     (its key is then logged and added to ``refused``)."""
     key = damage_key(evidence_id)
     try:
-        record = parse_statement(DamageRecord, store.read_all(key))
+        record = parse_statement(DamageRecord, read_record(store, key))
         record.verify(public_key)
         if record.evidence_id != evidence_id:
             raise IntegrityError(f"{key} records damage to item {record.evidence_id}")

@@ -12,7 +12,7 @@ from typing import Any
 from custody_common.auth import Principal
 from custody_common.errors import IntegrityError
 from custody_common.events import actor_person, actor_service
-from custody_common.objectstore import ObjectStoreError
+from custody_common.objectstore import ObjectLocked, ObjectStoreError
 
 from custody_evidence.errors import Finding, ItemNotServable, StoredBytesDamaged
 from custody_evidence.fixity import records
@@ -44,8 +44,8 @@ class FixityService:
         always_record: bool = False,
     ) -> str | None:
         """Mark a sealed item damaged and emit ``damaged``, in one transaction; returns the event id.
-        The move is then written to the store too (:mod:`custody_evidence.fixity.records`), so a
-        rebuilt index keeps the item damaged.
+        The damage is first written to the store (:mod:`custody_evidence.fixity.records`), so a
+        rebuilt index keeps the item damaged: the store never says less than the index.
 
         Only the move from sealed to damaged is recorded, unless ``always_record`` (an explicit
         check is a custody event of its own each time)."""
@@ -54,6 +54,8 @@ class FixityService:
         found: dict[str, Any] = {"finding": damage.finding.value, "reason": str(damage)}
         if damage.part is not None:
             found["part"] = damage.part
+        if item.status == ItemStatus.SEALED:
+            await self._record_damage(item, reason, now)
         async with self._vault.transaction() as session:
             moved = await items.mark_damaged(session, item.evidence_id, reason, now)
             if not (moved or always_record):
@@ -69,16 +71,17 @@ class FixityService:
                 details=found | (details or {}),
             )
         log.error("item %s is damaged: %s", item.evidence_id, reason)
-        if moved:
-            vault = self._vault
-            try:
-                await vault.blocking(
-                    records.write_damage, vault.store, vault.signing_key, item.evidence_id, reason, now
-                )
-            except ObjectStoreError as exc:
-                # The index and the ledger say so already; only a rebuilt index would not know.
-                log.error("item %s: the store's record of its damage could not be written: %s", item.evidence_id, exc)
         return event["id"]
+
+    async def _record_damage(self, item: ItemRecord, reason: str, now: datetime) -> None:
+        vault = self._vault
+        try:
+            await vault.blocking(records.write_damage, vault.store, vault.signing_key, item.evidence_id, reason, now)
+        except ObjectLocked:
+            pass  # recorded and held already, by an earlier check
+        except ObjectStoreError as exc:
+            # The index and the ledger will say so; only a rebuilt index would not know.
+            log.error("item %s: the store's record of its damage could not be written: %s", item.evidence_id, exc)
 
     async def verify(self, principal: Principal, evidence_id: str, request_id: str) -> FixityReport:
         """A check asked for by the prosecutor of the item's case."""

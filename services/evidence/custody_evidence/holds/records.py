@@ -25,7 +25,20 @@ from custody_common.objectstore import ObjectNotFound, ObjectStore
 
 log = logging.getLogger(__name__)
 
-_VERSION = re.compile(r"/legal-hold/(?P<version>\d{6,})\.json$")
+_VERSION = re.compile(r"/legal-hold/(?P<version>\d{6})\.json$")
+MAX_VERSION = 999_999
+"""Versions are six digits; a key of another shape under the prefix is no record of ours."""
+MAX_RECORD = 64 * 1024
+"""A record is a few hundred bytes; a larger object under its key is refused unread."""
+
+
+def read_record(store: ObjectStore, key: str) -> bytes:
+    """The bytes of the small signed record at ``key``; IntegrityError if the object is far
+    larger than any record (planted there to exhaust memory), ObjectNotFound if there is none."""
+    size = store.stat(key).size
+    if size > MAX_RECORD:
+        raise IntegrityError(f"{key} is {size} bytes, far more than a record")
+    return store.read_all(key)
 
 
 def record_prefix(case: str, evidence_id: uuid.UUID | None) -> str:
@@ -38,9 +51,10 @@ def record_prefix(case: str, evidence_id: uuid.UUID | None) -> str:
 def record_versions(store: ObjectStore, case: str, evidence_id: uuid.UUID | None) -> list[tuple[int, str]]:
     """The stored versions of a hold record and their keys, oldest first (whether they verify or not)."""
     found = []
-    for key in store.list(record_prefix(case, evidence_id)):
+    prefix = record_prefix(case, evidence_id)
+    for key in store.list(prefix):
         match = _VERSION.search(key)
-        if match:
+        if match and key == prefix + match[0].removeprefix("/legal-hold/"):
             found.append((int(match["version"]), key))
     return sorted(found)
 
@@ -59,7 +73,7 @@ def newest_record(
         versions = record_versions(store, case, evidence_id)
     for version, key in sorted(versions, reverse=True):
         try:
-            record = parse_statement(HoldRecord, store.read_all(key))
+            record = parse_statement(HoldRecord, read_record(store, key))
             record.verify(public_key)
             if (record.version, record.evidence_id, record.case if evidence_id is None else case) != (
                 version,
@@ -89,9 +103,17 @@ def write_record(
 ) -> HoldRecord:
     """Store the next version of the hold record of ``case`` (or of its item ``evidence_id``):
     placed (``held``) or released. A placing record goes under legal hold; a releasing one
-    lifts the hold from the records before it."""
+    lifts the hold from the records before it. The version follows the newest record that
+    verifies, past any key taken by an object that does not: something planted under the
+    prefix can neither take the next version nor push it out of range."""
     versions = record_versions(store, case, evidence_id)
-    version = versions[-1][0] + 1 if versions else 1
+    newest = newest_record(store, signing_key.public_key(), case, evidence_id, versions)
+    taken = {number for number, _ in versions}
+    version = newest.version + 1 if newest else 1
+    while version in taken:
+        version += 1
+    if version > MAX_VERSION:
+        raise IntegrityError(f"the hold record of {record_prefix(case, evidence_id)} has no free version left")
     record = HoldRecord(
         version=version, case=case, evidence_id=evidence_id, held=held, by=by, at=datetime.now(UTC)
     ).signed(signing_key)

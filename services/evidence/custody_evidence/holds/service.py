@@ -113,6 +113,13 @@ class HoldService:
         async with vault.sessions() as session:
             held = await repository.case_on_hold(session, case)
             members = await items.in_case(session, case)
+        if on:
+            # Items held by themselves get a record of their own first (holds placed before the
+            # store kept records have none), so a rebuilt index tells their holds from the case's;
+            # putting a held case on hold again writes any such record still missing.
+            for item in members:
+                if item.legal_hold:
+                    await self._settle_record(case, item.evidence_id, True, principal.sub)
         if held == on:
             await self._settle_record(case, None, on, principal.sub)
             return CaseHold(case=case, held=on, items=0, changed=False)
@@ -121,11 +128,6 @@ class HoldService:
         touched = [item for item in members if item.status != ItemStatus.REJECTED and not item.legal_hold]
         manifests = {item.evidence_id: vault.manifest_of(item) for item in touched}
         if on:
-            # Items held by themselves get a record of their own first (holds placed before the
-            # store kept records have none), so a rebuilt index tells their holds from the case's.
-            for item in members:
-                if item.legal_hold:
-                    await self._settle_record(case, item.evidence_id, True, principal.sub)
             await self._write_record(case, None, True, principal.sub)
             for manifest in manifests.values():
                 await vault.blocking(protect, vault.store, manifest, held=True)

@@ -9,7 +9,8 @@ fixity check at once.
 Legal holds and damage come back from the store's signed records beside the evidence
 (:mod:`custody_evidence.holds.records`, :mod:`custody_evidence.fixity.records`), judged the same
 way: a case whose newest record holds it is held again, so items sealed into it later are held
-too; an item is held by itself only where its own newest record says so. An item without records
+too; an item is held by itself only where its own newest record says so. A case or item with
+records none of which verifies (overwritten, planted) is held, to be safe, and reported. An item without records
 of its own (a vault from before they were kept) is held by itself if its objects are on legal
 hold and its case is not held. A rebuild only ever adds holds and damage the index lacks, never
 lifts one, and places on the objects any hold they lack.
@@ -36,10 +37,13 @@ from custody_evidence.vault import Vault
 
 log = logging.getLogger(__name__)
 
+UNVERIFIED = "rebuild-index: no record verifies"
+"""Who set a hold restored because records exist of it but none verifies."""
+
 _MANIFEST_KEY = re.compile(r"^evidence/(?P<id>[0-9a-f-]{36})/manifest/(?P<version>\d{6})\.json$")
-_ITEM_HOLD_KEY = re.compile(r"^evidence/(?P<id>[0-9a-f-]{36})/legal-hold/(?P<version>\d{6,})\.json$")
+_ITEM_HOLD_KEY = re.compile(r"^evidence/(?P<id>[0-9a-f-]{36})/legal-hold/(?P<version>\d{6})\.json$")
 _DAMAGE_KEY = re.compile(r"^evidence/(?P<id>[0-9a-f-]{36})/damaged\.json$")
-_CASE_HOLD_KEY = re.compile(r"^cases/(?P<case>[^/]+)/legal-hold/(?P<version>\d{6,})\.json$")
+_CASE_HOLD_KEY = re.compile(r"^cases/(?P<case>[^/]+)/legal-hold/(?P<version>\d{6})\.json$")
 
 
 @dataclass
@@ -78,12 +82,17 @@ class _Stored:
 def _stored_keys(vault: Vault) -> _Stored:
     found = _Stored()
     for key in vault.store.list("evidence/"):
-        if match := _MANIFEST_KEY.match(key):
-            found.manifests.setdefault(uuid.UUID(match["id"]), []).append((int(match["version"]), key))
-        elif match := _ITEM_HOLD_KEY.match(key):
-            found.item_holds.setdefault(uuid.UUID(match["id"]), []).append((int(match["version"]), key))
-        elif match := _DAMAGE_KEY.match(key):
-            found.damaged.add(uuid.UUID(match["id"]))
+        if match := _MANIFEST_KEY.match(key) or _ITEM_HOLD_KEY.match(key) or _DAMAGE_KEY.match(key):
+            try:
+                evidence_id = uuid.UUID(match["id"])
+            except ValueError:
+                log.warning("rebuild-index: ignoring %s: %s is no evidence id", key, match["id"])
+                continue
+            if match.re is _DAMAGE_KEY:
+                found.damaged.add(evidence_id)
+            else:
+                versions = found.manifests if match.re is _MANIFEST_KEY else found.item_holds
+                versions.setdefault(evidence_id, []).append((int(match["version"]), key))
     for key in vault.store.list("cases/"):
         if match := _CASE_HOLD_KEY.match(key):
             found.case_holds.setdefault(match["case"], []).append((int(match["version"]), key))
@@ -113,15 +122,18 @@ def _newest_verified(
 
 
 async def _restore_case_holds(vault: Vault, stored: _Stored, report: RebuildReport) -> set[str]:
-    """Hold again every case whose newest record holds it; returns every case held now."""
+    """Hold again every case whose newest record holds it, or whose records all fail to
+    verify (held to be safe: a record overwritten or planted must not lift a hold); returns
+    every case held now."""
     for case, versions in sorted(stored.case_holds.items()):
         record = await vault.blocking(
             records.newest_record, vault.store, vault.public_key, case, None, versions, report.refused
         )
-        if record is None or not record.held:
+        if record is not None and not record.held:
             continue
+        by, at = (record.by, record.at) if record else (UNVERIFIED, datetime.now(UTC))
         async with vault.case_lock(case), vault.transaction() as session:
-            if await holds.hold_case(session, case, record.by, record.at):
+            if await holds.hold_case(session, case, by, at):
                 report.case_holds += 1
     async with vault.sessions() as session:
         return await holds.held_cases(session)
@@ -155,6 +167,8 @@ async def rebuild_index(vault: Vault) -> RebuildReport:
             damage = await vault.blocking(read_damage, vault.store, vault.public_key, evidence_id, report.refused)
         if hold is not None:
             item_hold = sealed and hold.held
+        elif evidence_id in stored.item_holds:  # records, none of which verifies: held to be safe
+            item_hold = sealed
         else:  # no record of its own: objects held beyond its case's hold are held by the item itself
             item_hold = sealed and objects_held and manifest.case not in held_cases
         if sealed and (item_hold or manifest.case in held_cases) and not objects_held:

@@ -13,6 +13,7 @@ from custody_common.manifest import (
     EvidenceManifest,
     HoldRecord,
     case_hold_key,
+    damage_key,
     manifest_key,
     parse_statement,
 )
@@ -200,3 +201,46 @@ async def test_an_item_found_damaged_stays_damaged_after_a_lost_database(vault, 
     assert (after.status.value, after.reason, after.damaged_at) == ("damaged", before.reason, before.damaged_at)
     assert (report.indexed, report.damaged, report.refused) == (2, 1, [])
     assert (await _item(vault, intact.evidence_id)).status.value == "sealed"
+    assert vault.store.legal_hold(damage_key(harmed.evidence_id)), "the record of damage cannot be removed"
+
+
+async def test_holding_a_held_case_again_records_an_item_hold_that_had_no_record(vault, sealer, intake) -> None:
+    """A vault from before hold records: the item's own hold must not turn into its case's."""
+    alone = intake.submit(os.urandom(100))
+    assert await sealer.seal(alone.payload) == SealOutcome.SEALED
+    service = HoldService(vault)
+    await service.hold_item(ADMIN, str(alone.evidence_id), True, "r1")
+    await service.hold_case(ADMIN, "CASE-1", True, "r2")
+    for key in list(vault.store.list(f"evidence/{alone.evidence_id}/legal-hold/")):
+        vault.store.set_legal_hold(key, False)
+        vault.store.delete(key)
+
+    assert not (await service.hold_case(ADMIN, "CASE-1", True, "r3")).changed
+    await _lose_the_database(vault)
+    await rebuild_index(vault)
+
+    assert (await _item(vault, alone.evidence_id)).legal_hold
+    await service.hold_case(ADMIN, "CASE-1", False, "r4")
+    assert all(vault.store.legal_hold(key) for key in _objects(alone))
+
+
+async def test_keys_planted_among_the_records_neither_block_a_hold_nor_lift_one(vault, sealer, intake) -> None:
+    submission = intake.submit(os.urandom(100))
+    assert await sealer.seal(submission.payload) == SealOutcome.SEALED
+    # An intruder with the bucket's credentials fills the next versions and a version no JSON
+    # number can hold, and overwrites the only record of another case's hold.
+    vault.store.put(case_hold_key("CASE-1", 1), b"not a record")
+    vault.store.put("cases/CASE-1/legal-hold/9007199254740992.json", b"x")
+    vault.store.put("evidence/000000000000000000000000000000000000/damaged.json", b"x")
+    service = HoldService(vault)
+    assert (await service.hold_case(ADMIN, "CASE-1", True, "r1")).changed
+    assert vault.store.legal_hold(case_hold_key("CASE-1", 2))
+    assert all(vault.store.legal_hold(key) for key in _objects(submission))
+    vault.store.put(case_hold_key("CASE-3", 1), b"overwritten")
+    await _lose_the_database(vault)
+
+    report = await rebuild_index(vault)
+
+    assert await _case_held(vault, "CASE-1"), "the newest record that verifies counts"
+    assert await _case_held(vault, "CASE-3"), "records none of which verifies hold the case, to be safe"
+    assert report.refused == [case_hold_key("CASE-3", 1)], "CASE-1's newest record verifies; older ones go unread"
