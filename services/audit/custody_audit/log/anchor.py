@@ -15,9 +15,12 @@ refused as a rewritten log: restore the missing entries, or (knowingly) move the
 
 from __future__ import annotations
 
+import fcntl
+import os
 from pathlib import Path
 
 from custody_common.durable import replace_file
+from custody_common.numbers import is_decimal
 
 ANCHOR_FILE = "log-checkpoint.txt"
 MAX_NOTE = 64 * 1024
@@ -40,7 +43,27 @@ def read_note(path: Path) -> str | None:
         raise ValueError(f"{path} is not UTF-8 text: it is no checkpoint") from None
 
 
-def keep_note(path: Path, note: str) -> None:
-    """Replace the note at ``path`` with ``note``, durably (see custody_common.durable)."""
+def keep_note(path: Path, note: str, size: int) -> None:
+    """Keep ``note``, the checkpoint of ``size`` entries, at ``path``, durably (see
+    custody_common.durable), unless the note there is of that size or larger: a process that
+    lost the right to sequence while it wrote never puts an older checkpoint back. Processes
+    sharing the file take turns (a lock on its folder)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    replace_file(path, note.encode(), mode=0o644)
+    folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(folder, fcntl.LOCK_EX)
+        try:
+            current = read_note(path)
+        except ValueError:
+            current = None  # a damaged file is replaced by a good one
+        if current is not None and _size_of(current) >= size:
+            return
+        replace_file(path, note.encode(), mode=0o644)
+    finally:
+        os.close(folder)  # releases the lock
+
+
+def _size_of(note: str) -> int:
+    """The size a checkpoint note states (its second line), or -1."""
+    lines = note.split("\n")
+    return int(lines[1]) if len(lines) > 1 and is_decimal(lines[1]) else -1

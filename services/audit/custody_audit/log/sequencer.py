@@ -41,7 +41,6 @@ from custody_audit.log.merkle import (
     consistency_nodes,
     consistency_proof,
     leaf_hash,
-    root_hash,
     root_nodes,
     verify_consistency,
 )
@@ -138,6 +137,7 @@ class Sequencer:
         self._topology = topology
         self._origin = origin
         self._log_key = log_key
+        self._verifier = verifier_key(origin, log_key.public_key())
         self._anchor = anchor
         """The file that keeps the newest checkpoint signed; None: none kept (tests only)."""
         self._event_key = event_key
@@ -271,9 +271,17 @@ class Sequencer:
             tree = CompactRange.from_hashes(size, hashes)
         except ProofError as exc:
             raise LogDamaged(f"the stored tree is incomplete: {exc}") from None
-        if checkpoint and tree.root() != checkpoint.root:
-            raise LogDamaged(f"the stored subtree hashes do not give the root of checkpoint {checkpoint.size}")
-        await self._check_anchor(conn, size)
+        if checkpoint:
+            # A row inserted behind the sequencer's back carries no signature of ours.
+            try:
+                signed = verify_checkpoint(checkpoint.note, self._verifier, self._origin)
+            except CheckpointError as exc:
+                raise LogDamaged(f"the latest stored checkpoint ({checkpoint.size}) is not this log's: {exc}") from None
+            if (signed.size, signed.root) != (checkpoint.size, checkpoint.root):
+                raise LogDamaged(f"the latest stored checkpoint ({checkpoint.size}) differs from its own signed note")
+            if tree.root() != checkpoint.root:
+                raise LogDamaged(f"the stored subtree hashes do not give the root of checkpoint {checkpoint.size}")
+        await self._check_anchor(conn, tree)
         self._tree, self._checkpoint = tree, checkpoint
         async with conn.begin():
             announced = await repository.leaves_of_action(conn, "key_announced")
@@ -281,36 +289,51 @@ class Sequencer:
             self._remember_key(parse_leaf(stored.leaf)["event"])
         log.info("custody log recovered at size %d", size)
 
-    async def _check_anchor(self, conn: AsyncConnection, size: int) -> None:
-        """Raise LogDamaged unless the stored log of ``size`` entries extends the checkpoint
-        kept outside the database. A file that cannot be read now (permissions, say) raises
+    async def _check_anchor(self, conn: AsyncConnection, tree: CompactRange) -> None:
+        """Raise LogDamaged unless the stored log ``tree`` extends the checkpoint kept outside
+        the database: it holds that size with that root, proven by a consistency proof from
+        the stored subtree hashes. A file that cannot be read now (permissions, say) raises
         OSError, an outage to wait out."""
         if self._anchor is None:
             return
-        path = self._anchor
+        path, size = self._anchor, tree.size
         try:
             note = await asyncio.to_thread(read_note, path)
-            if note is None:
-                return
-            kept = verify_checkpoint(note, verifier_key(self._origin, self._log_key.public_key()), self._origin)
-        except (ValueError, CheckpointError) as exc:
+        except ValueError as exc:
+            raise LogDamaged(f"the file that keeps the log's newest checkpoint is damaged: {exc}") from None
+        if note is None:
+            if size:
+                log.warning(
+                    "no checkpoint is kept at %s though the log holds %d entries: until one is, entries removed "
+                    "from the database with their checkpoints would go unnoticed. Expected once, after an upgrade "
+                    "or on a new audit host; otherwise find out where the file went",
+                    path,
+                    size,
+                )
+            return
+        try:
+            kept = verify_checkpoint(note, self._verifier, self._origin)
+        except CheckpointError as exc:
             raise LogDamaged(f"the checkpoint kept at {path} is not one this log's key signed: {exc}") from None
         if kept.size > size:
             raise LogDamaged(
                 f"the database holds {size} entries, but checkpoint {kept.size}, signed by this log and kept at "
                 f"{path}, covers more: entries were removed from the database"
             )
-        async with conn.begin():
-            hashes = await repository.fetch_hashes(conn, root_nodes(kept.size))
         try:
-            root = root_hash(kept.size, hashes)
+            if kept.size == size:
+                if tree.root() != kept.root:
+                    raise ProofError("another root at the same size")
+            elif kept.size:
+                async with conn.begin():
+                    hashes = await repository.fetch_hashes(conn, consistency_nodes(kept.size, size))
+                proof = consistency_proof(kept.size, size, hashes)
+                verify_consistency(kept.size, size, kept.root, tree.root(), proof)
         except ProofError as exc:
-            raise LogDamaged(f"the stored tree is incomplete at size {kept.size}: {exc}") from None
-        if root != kept.root:
             raise LogDamaged(
-                f"the stored entries up to {kept.size} do not give the root of the checkpoint kept at {path}: "
+                f"the stored log of {size} entries does not extend the checkpoint {kept.size} kept at {path} ({exc}): "
                 "the log was rewritten in the database"
-            )
+            ) from None
 
     def _remember_key(self, event: dict[str, Any]) -> None:
         """Trust the key a logged ``key_announced`` event names for what its service signed."""
@@ -466,7 +489,7 @@ class Sequencer:
         self._tree = tree
         if checkpoint is not None and self._anchor is not None:
             # After the commit: a crash before this line leaves the file one checkpoint behind.
-            await asyncio.to_thread(keep_note, self._anchor, checkpoint.note)
+            await asyncio.to_thread(keep_note, self._anchor, checkpoint.note, checkpoint.size)
         for candidate in fresh:
             if candidate.event["action"] == "key_announced":
                 self._remember_key(candidate.event)

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from custody_audit.app import anchor_path
 from custody_audit.errors import LogDamaged
+from custody_audit.log.anchor import keep_note, read_note
 from custody_audit.log import repository
 from custody_audit.log.checkpoint import Checkpoint, sign_checkpoint, verifier_key, verify_checkpoint
 from custody_audit.log.entry import parse_leaf
@@ -27,7 +28,7 @@ from custody_audit.log.merkle import (
     verify_consistency,
 )
 from custody_audit.log.sequencer import Incoming
-from custody_audit.log.tables import leaves, nodes, rejected_events
+from custody_audit.log.tables import checkpoints, leaves, nodes, rejected_events
 from custody_common.announcement import key_id
 from custody_common.crypto.signing import load_public_key, public_raw
 from custody_common.events import actor_service, canonical, new_event, sign_event
@@ -231,7 +232,7 @@ async def test_recovery_refuses_a_log_cut_short_or_rewritten_behind_the_kept_che
         await blind.recover(conn)
         await blind.append(conn, [incoming(signed("intake")) for _ in range(4)])
     async with engine.connect() as conn:
-        with pytest.raises(LogDamaged, match="do not give the root of the checkpoint kept at .*rewritten"):
+        with pytest.raises(LogDamaged, match="does not extend the checkpoint 12 kept at .*rewritten"):
             await make_sequencer().recover(conn)
 
     stranger = sign_checkpoint(Checkpoint(settings.log_origin, 4, b"\0" * 32), Ed25519PrivateKey.generate())
@@ -239,6 +240,32 @@ async def test_recovery_refuses_a_log_cut_short_or_rewritten_behind_the_kept_che
     async with engine.connect() as conn:
         with pytest.raises(LogDamaged, match="is not one this log's key signed"):
             await make_sequencer().recover(conn)
+
+
+async def test_recovery_refuses_a_history_inserted_behind_the_sequencer(
+    settings, engine, append, signed, incoming, make_sequencer
+) -> None:
+    """INSERT alone (no UPDATE or DELETE for the triggers to refuse): a leaf, a subtree hash
+    over it and a checkpoint row that no key of ours signed."""
+    await append(*(incoming(signed("intake")) for _ in range(12)))
+    async with engine.begin() as conn:
+        row = dict((await conn.execute(select(leaves).where(leaves.c.idx == 11))).mappings().one())
+        await conn.execute(leaves.insert().values({**row, "idx": 15, "event_id": "inserted"}))
+        await conn.execute(nodes.insert().values(level=4, idx=0, hash=b"\x42" * 32))
+        await conn.execute(checkpoints.insert().values(size=16, root=b"\x42" * 32, note="forged\n", signed_at=row["logged_at"]))
+    async with engine.connect() as conn:
+        with pytest.raises(LogDamaged, match=r"the latest stored checkpoint \(16\) is not this log's"):
+            await make_sequencer(anchor=None).recover(conn)
+
+
+def test_the_kept_checkpoint_never_goes_back(tmp_path) -> None:
+    path = tmp_path / "keys" / "log-checkpoint.txt"
+    keep_note(path, "custody.test/log\n12\nROOT\n\n— sig\n", 12)
+    keep_note(path, "custody.test/log\n8\nOLDER\n\n— sig\n", 8)
+    assert read_note(path).split("\n")[1] == "12"
+    keep_note(path, "custody.test/log\n13\nNEWER\n\n— sig\n", 13)
+    assert read_note(path).split("\n")[1] == "13"
+    assert [p.name for p in path.parent.iterdir()] == ["log-checkpoint.txt"], "no temporary file is left"
 
 
 async def test_each_signed_checkpoint_is_kept_outside_the_database(settings, engine, append, signed, incoming) -> None:
