@@ -228,18 +228,33 @@ class _Zip:
         extra = fp.read(extra_length)
         if (flags, method, name) != (info.flag_bits, info.compress_type, _raw_name(info)):
             return "its local header states another name, flags or compression method than the central directory"
+        if method not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            return f"it is compressed by method {method}: a package holds stored and deflated entries only"
+        if method == zipfile.ZIP_STORED and flags & _SIZES_FOLLOW:
+            return (
+                "it is stored with its CRC and sizes after its data: a reader taking the archive as a stream "
+                "cannot tell where it ends, and ends it at the first data descriptor signature in it"
+            )
         start = info.header_offset + _LOCAL.size + name_length + extra_length
         end = start + info.compress_size
         if flags & _SIZES_FOLLOW:
+            if next_start - end not in _DESCRIPTOR_LENGTHS:
+                return "the data descriptor after it is missing or followed by stray bytes"
             fp.seek(end)
             if not _descriptor_states(fp.read(next_start - end), info):
-                return "the data descriptor after it is missing, states another size or CRC, or is followed by stray bytes"
+                return "the data descriptor after it states another size or CRC than the central directory"
         elif (crc, *_zip64_sizes(extra, compressed, size)) != (info.CRC, info.compress_size, info.file_size):
             return "its local header states another size or CRC than the central directory"
         elif next_start != end:
             return "bytes follow its data that belong to no entry"
-        if method == zipfile.ZIP_DEFLATED and not self._deflate_ends_at(start, info.compress_size, info.file_size):
-            return "its compressed data does not end exactly at its stated size: bytes are hidden after it"
+        if method == zipfile.ZIP_DEFLATED:
+            if info.file_size > min(MAX_DOCUMENT, _MAX_RATIO * max(info.compress_size, 1)):
+                return (
+                    f"it inflates to {info.file_size} bytes from {info.compress_size}: a package deflates only "
+                    f"documents, of at most {MAX_DOCUMENT} bytes and at most {_MAX_RATIO} times smaller"
+                )
+            if not self._deflate_ends_at(start, info.compress_size, info.file_size):
+                return "its compressed data does not end exactly at its stated size: bytes are hidden after it"
         return None
 
     def _deflate_ends_at(self, start: int, compressed: int, size: int) -> bool:
@@ -311,6 +326,10 @@ _SIZES_FOLLOW = 0x08
 _ZIP64 = 0xFFFFFFFF
 _DESCRIPTOR = {12: "<III", 20: "<IQQ"}
 """A data descriptor's CRC-32 and sizes (after its optional signature), by length."""
+_DESCRIPTOR_LENGTHS = (12, 16, 20, 24)
+_MAX_RATIO = 200
+"""How many times its compressed size a deflated entry may inflate to: documents compress a
+few times; a zip bomb a thousand."""
 
 
 def _raw_name(info: zipfile.ZipInfo) -> bytes:

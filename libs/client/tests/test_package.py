@@ -464,24 +464,38 @@ def test_an_entry_the_central_directory_does_not_list_fails(tmp_path: Path) -> N
     assert [f for f in verdict.failures if f.startswith("zip entries:")], verdict.failures
 
 
-def _zip_by_hand(path: Path, files: dict[str, bytes], deflated: set[str], slack: dict[str, bytes]) -> None:
+def _zip_by_hand(
+    path: Path,
+    files: dict[str, bytes],
+    deflated: set[str] = frozenset(),  # type: ignore[assignment]
+    slack: dict[str, bytes] | None = None,
+    *,
+    streamed: bool = False,
+    methods: dict[str, int] | None = None,
+) -> None:
     """A zip of ``files`` written field by field: the entries in ``deflated`` compressed, and
     after an entry's compressed data the bytes ``slack`` gives it, counted in its stated
-    compressed size, which zipfile (reading through the central directory) then ignores."""
+    compressed size, which zipfile (reading through the central directory) then ignores.
+    ``streamed``: CRC and sizes follow each entry in a data descriptor, as the vault writes
+    them. ``methods`` claims other compression methods for entries stored as they are."""
     local, central = bytearray(), bytearray()
     for name, content in files.items():
-        method = zipfile.ZIP_DEFLATED if name in deflated else zipfile.ZIP_STORED
+        method = zipfile.ZIP_DEFLATED if name in deflated else (methods or {}).get(name, zipfile.ZIP_STORED)
         if method == zipfile.ZIP_DEFLATED:
             compressor = zlib.compressobj(wbits=-zlib.MAX_WBITS)
             data = compressor.compress(content) + compressor.flush()
         else:
             data = content
-        data += slack.get(name, b"")
+        data += (slack or {}).get(name, b"")
         crc, raw = zlib.crc32(content), name.encode()
-        fields = (20, 0x800, method, 0, 0x21, crc, len(data), len(content), len(raw))  # 0x800: UTF-8 name
+        flags = 0x800 | (0x08 if streamed else 0)  # 0x800: UTF-8 name; 0x08: a data descriptor follows
+        fields = (20, flags, method, 0, 0x21, crc, len(data), len(content), len(raw))
         central += struct.pack("<4sH", b"PK\x01\x02", 20) + struct.pack("<HHHHHIIIH", *fields)
         central += struct.pack("<HHHHII", 0, 0, 0, 0, 0o644 << 16, len(local)) + raw
-        local += struct.pack("<4s", b"PK\x03\x04") + struct.pack("<HHHHHIIIH", *fields) + struct.pack("<H", 0) + raw + data
+        head = fields if not streamed else (*fields[:5], 0, 0, 0, fields[8])
+        local += struct.pack("<4s", b"PK\x03\x04") + struct.pack("<HHHHHIIIH", *head) + struct.pack("<H", 0) + raw + data
+        if streamed:
+            local += struct.pack("<4sIII", b"PK\x07\x08", crc, len(data), len(content))
     end = struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, len(files), len(files), len(central), len(local), 0)
     path.write_bytes(bytes(local + central + end))
 
@@ -506,6 +520,54 @@ def test_bytes_hidden_after_an_entry_s_compressed_data_fail(tmp_path: Path) -> N
         "after it. Extractors that read the archive from its start could find there an entry, or contents, "
         "that no check saw"
     ]
+
+
+def test_a_stored_entry_followed_by_a_data_descriptor_fails(tmp_path: Path) -> None:
+    """A stream reader cannot know where such an entry ends: it ends it at the first data
+    descriptor signature inside (libarchive does, without further checks when it skips the
+    entry), and reads what follows as further entries: here a forged witness statement."""
+    package = build()
+    plain = tmp_path / "plain.zip"
+    _zip_by_hand(plain, package.files, set(package.files), streamed=True)
+    assert verify_package(plain, package.pinned).ok, "deflated entries may be followed by data descriptors"
+
+    text = package.files["VERIFY.md"]
+    forged = b"%PDF-1.4 FORGED statement"
+    hidden = struct.pack("<4sIII", b"PK\x07\x08", zlib.crc32(text), len(text), len(text))
+    hidden += struct.pack("<4sHHHHHIIIHH", b"PK\x03\x04", 20, 0, 0, 0, 0x21, zlib.crc32(forged), len(forged), len(forged), 17, 0)
+    package.files["VERIFY.md"] = text + hidden + b"files/witness.pdf" + forged
+    path = tmp_path / "p.zip"
+    _zip_by_hand(path, package.files, set(package.files) - {"VERIFY.md"}, streamed=True)
+    verdict = verify_package(path, package.pinned)
+    assert verdict.failures == [
+        "zip entries: VERIFY.md: it is stored with its CRC and sizes after its data: a reader taking the "
+        "archive as a stream cannot tell where it ends, and ends it at the first data descriptor signature in "
+        "it. Extractors that read the archive from its start could find there an entry, or contents, that no "
+        "check saw"
+    ]
+
+
+def test_other_compression_methods_and_zip_bombs_fail_before_anything_is_inflated(tmp_path: Path) -> None:
+    package = build()
+    path = tmp_path / "bz2.zip"
+    _zip_by_hand(path, package.files, methods={"VERIFY.md": zipfile.ZIP_BZIP2})
+    assert any("VERIFY.md: it is compressed by method 12" in f for f in verify_package(path, package.pinned).failures)
+
+    package.files["report.pdf"] = bytes(50 * 1024 * 1024)
+    path = tmp_path / "bomb.zip"
+    _zip_by_hand(path, package.files, {"report.pdf"})
+    inflated: list[int] = []
+    real = zlib.decompressobj
+
+    def counting(*args: Any) -> Any:
+        inflated.append(1)
+        return real(*args)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(zlib, "decompressobj", counting)
+        failures = verify_package(path, package.pinned).failures
+    assert failures[0].startswith("zip entries: report.pdf: it inflates to 52428800 bytes from ")
+    assert not inflated
 
 
 @pytest.mark.parametrize(
@@ -558,7 +620,7 @@ def test_a_package_streamed_with_data_descriptors_verifies_and_a_descriptor_must
     sink.data[descriptor + 8 : descriptor + 12] = struct.pack("<I", info.compress_size + 1)
     path.write_bytes(sink.data)
     verdict = verify_package(path, package.pinned)
-    assert verdict.failures[0].startswith("zip entries: VERIFY.md: the data descriptor after it is missing")
+    assert verdict.failures[0].startswith("zip entries: VERIFY.md: the data descriptor after it states another size")
 
 
 def test_a_file_of_another_size_than_the_manifest_says_fails_without_being_read(

@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from custody_client.package import verify_package
+from custody_common.errors import IntegrityError
+from custody_evidence.export import package as package_module
 from custody_evidence.export.package import PackageEntry, small, zip_stream
 from tests.support.streams import sha256_of, traced_memory
 
@@ -74,8 +76,8 @@ def test_a_fault_in_an_entry_ends_the_stream_without_a_central_directory() -> No
 
 
 def test_an_entry_over_4_gib_gets_zip64_records() -> None:
-    """Only the headers are inspected: a 4 GiB + 1 entry declared by size writes ZIP64 local
-    and descriptor records (the bytes themselves are produced and discarded)."""
+    """Only the headers are inspected: a 4 GiB + 1 entry writes ZIP64 local and end records
+    (the bytes themselves are produced, twice, and discarded)."""
     size = 4 * 1024**3 + 1
     first = None
     tail = b""
@@ -96,14 +98,17 @@ def test_memory_stays_flat_however_large_the_entry() -> None:
     assert traced.peak < 8 * 1024 * 1024, f"peak {traced.peak / 2**20:.1f} MiB while streaming {size / 2**20:.0f} MiB"
 
 
-def test_zip64_records_leave_no_bytes_the_verifier_cannot_account_for(tmp_path: Path) -> None:
-    """The ZIP64 records the stream writes pass ``custody verify``'s check that nothing lies
-    between entries but a data descriptor: an entry declared over 4 GiB (a ZIP64 extra field in
-    its local header, a 24-byte descriptor after its data; only a few bytes are produced, so the
-    test stays small), and more entries than a classic end record counts (ZIP64 end records)."""
+def test_zip64_records_read_alike_everywhere_and_leave_no_bytes_unaccounted_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the ZIP64 threshold lowered to a few bytes, every record ZIP64 brings is written
+    (two 8-byte sizes in the local header, offsets in the central directory, the ZIP64 end
+    records, also called for by more entries than a classic end record counts), and zipfile,
+    Info-ZIP and ``custody verify``'s layout check all read the archive alike."""
+    monkeypatch.setattr(package_module, "ZIP64_AT", 5)
     entries = [
         small("manifest.json", b"{}"),
-        PackageEntry("files/video.mov", lambda: (b"x" * 10,), 4 * 1024**3 + 1, compress=False),
+        PackageEntry("files/video.mov", lambda: (b"x" * 10,), 10, compress=False),
         PackageEntry("files/empty.bin", lambda: iter(()), 0, compress=False),
         *(small(f"custody/{n}.json", b"{}") for n in range(0x10000)),
         PackageEntry("report.pdf", lambda: (b"%PDF-1.4 report",)),
@@ -113,13 +118,28 @@ def test_zip64_records_leave_no_bytes_the_verifier_cannot_account_for(tmp_path: 
     raw = path.read_bytes()
     with zipfile.ZipFile(path) as archive:
         video = archive.getinfo("files/video.mov")
+        assert archive.read("files/video.mov") == b"x" * 10 and archive.read("report.pdf") == b"%PDF-1.4 report"
+        assert len(archive.infolist()) == len(entries)
     name_length = len(video.filename.encode())
-    local_extra = raw[video.header_offset + 30 + name_length :][:4]
-    assert local_extra == b"\x01\x00\x10\x00"  # ZIP64 extended information, two 8-byte sizes
-    assert raw[video.header_offset + 30 + name_length + 20 + 10 :][:4] == b"PK\x07\x08"  # the descriptor
+    assert raw[video.header_offset + 18 : video.header_offset + 26] == b"\xff" * 8
+    assert raw[video.header_offset + 30 + name_length :][:4] == b"\x01\x00\x10\x00"  # ZIP64 extended information
+    assert raw[video.header_offset + 30 + name_length + 20 + 10 :][:4] == b"PK\x03\x04", "no data descriptor"
     assert b"PK\x06\x06" in raw[-200:] and b"PK\x06\x07" in raw[-200:]  # ZIP64 end records
+    tested = subprocess.run(["unzip", "-tq", str(path)], capture_output=True, text=True)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
 
     findings = verify_package(path, None).findings
 
     zip_checks = [f for f in findings if f.check in ("zip paths", "zip entries")]
     assert [(f.check, f.ok) for f in zip_checks] == [("zip paths", True)], zip_checks
+
+
+def test_bytes_that_differ_between_the_two_passes_end_the_stream_without_a_central_directory() -> None:
+    """A stored entry's CRC-32 is taken in a first pass; the second must send the same bytes."""
+    passes = iter([(b"a" * 10,), (b"b" * 10,)])
+    received = bytearray()
+    with pytest.raises(IntegrityError, match="changed between the pass"):
+        for chunk in zip_stream([PackageEntry("files/a", lambda: next(passes), 10, compress=False)], WHEN):
+            received += chunk
+    with pytest.raises(zipfile.BadZipFile):
+        zipfile.ZipFile(io.BytesIO(bytes(received)))
