@@ -206,6 +206,9 @@ class _Zip:
         directory must follow the last entry. Otherwise bytes lie where no check looked: an
         entry the directory does not list, or one with other contents."""
         infos = sorted(self.archive.infolist(), key=lambda i: i.header_offset)
+        documents = sum(info.file_size for info in infos if info.compress_type == zipfile.ZIP_DEFLATED)
+        if documents > _MAX_DEFLATED:
+            return f"its deflated entries inflate to {documents} bytes in all, more than the {_MAX_DEFLATED} a package holds"
         ends = [info.header_offset for info in infos[1:]] + [self.archive.start_dir]
         position = 0
         for info, next_start in zip(infos, ends, strict=True):
@@ -328,6 +331,8 @@ _DESCRIPTOR = {12: "<III", 20: "<IQQ"}
 """A data descriptor's CRC-32 and sizes (after its optional signature), by length."""
 _DESCRIPTOR_LENGTHS = (12, 16, 20, 24)
 _MAX_RATIO = 200
+_MAX_DEFLATED = 4 * 1024**3
+"""What all deflated entries together may inflate to: documents, never evidence files."""
 """How many times its compressed size a deflated entry may inflate to: documents compress a
 few times; a zip bomb a thousand."""
 

@@ -569,6 +569,13 @@ def test_other_compression_methods_and_zip_bombs_fail_before_anything_is_inflate
     assert failures[0].startswith("zip entries: report.pdf: it inflates to 52428800 bytes from ")
     assert not inflated
 
+    del package.files["report.pdf"]
+    _zip_by_hand(path, package.files, set(package.files))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("custody_client.package._MAX_DEFLATED", 1000)  # many bombs, each within the ratio
+        failures = verify_package(path, package.pinned).failures
+    assert failures[0].startswith("zip entries: its deflated entries inflate to ")
+
 
 @pytest.mark.parametrize(
     ("field", "offset", "value"),
