@@ -25,7 +25,7 @@ from custody_common.objectstore import ObjectNotFound, ObjectStore
 
 log = logging.getLogger(__name__)
 
-_VERSION = re.compile(r"/legal-hold/(?P<version>\d{6})\.json$")
+_RECORD_NAME = re.compile(r"(?P<version>[0-9]{6})\.json")
 MAX_VERSION = 999_999
 """Versions are six digits; a key of another shape under the prefix is no record of ours."""
 MAX_RECORD = 64 * 1024
@@ -53,8 +53,7 @@ def record_versions(store: ObjectStore, case: str, evidence_id: uuid.UUID | None
     found = []
     prefix = record_prefix(case, evidence_id)
     for key in store.list(prefix):
-        match = _VERSION.search(key)
-        if match and key == prefix + match[0].removeprefix("/legal-hold/"):
+        if match := _RECORD_NAME.fullmatch(key.removeprefix(prefix)):
             found.append((int(match["version"]), key))
     return sorted(found)
 

@@ -40,10 +40,10 @@ log = logging.getLogger(__name__)
 UNVERIFIED = "rebuild-index: no record verifies"
 """Who set a hold restored because records exist of it but none verifies."""
 
-_MANIFEST_KEY = re.compile(r"^evidence/(?P<id>[0-9a-f-]{36})/manifest/(?P<version>\d{6})\.json$")
-_ITEM_HOLD_KEY = re.compile(r"^evidence/(?P<id>[0-9a-f-]{36})/legal-hold/(?P<version>\d{6})\.json$")
-_DAMAGE_KEY = re.compile(r"^evidence/(?P<id>[0-9a-f-]{36})/damaged\.json$")
-_CASE_HOLD_KEY = re.compile(r"^cases/(?P<case>[^/]+)/legal-hold/(?P<version>\d{6})\.json$")
+_MANIFEST_KEY = re.compile(r"evidence/(?P<id>[0-9a-f-]{36})/manifest/(?P<version>[0-9]{6})\.json")
+_ITEM_HOLD_KEY = re.compile(r"evidence/(?P<id>[0-9a-f-]{36})/legal-hold/(?P<version>[0-9]{6})\.json")
+_DAMAGE_KEY = re.compile(r"evidence/(?P<id>[0-9a-f-]{36})/damaged\.json")
+_CASE_HOLD_KEY = re.compile(r"cases/(?P<case>[^/]+)/legal-hold/(?P<version>[0-9]{6})\.json")
 
 
 @dataclass
@@ -82,7 +82,7 @@ class _Stored:
 def _stored_keys(vault: Vault) -> _Stored:
     found = _Stored()
     for key in vault.store.list("evidence/"):
-        if match := _MANIFEST_KEY.match(key) or _ITEM_HOLD_KEY.match(key) or _DAMAGE_KEY.match(key):
+        if match := _MANIFEST_KEY.fullmatch(key) or _ITEM_HOLD_KEY.fullmatch(key) or _DAMAGE_KEY.fullmatch(key):
             try:
                 evidence_id = uuid.UUID(match["id"])
             except ValueError:
@@ -94,7 +94,7 @@ def _stored_keys(vault: Vault) -> _Stored:
                 versions = found.manifests if match.re is _MANIFEST_KEY else found.item_holds
                 versions.setdefault(evidence_id, []).append((int(match["version"]), key))
     for key in vault.store.list("cases/"):
-        if match := _CASE_HOLD_KEY.match(key):
+        if match := _CASE_HOLD_KEY.fullmatch(key):
             found.case_holds.setdefault(match["case"], []).append((int(match["version"]), key))
     return found
 
