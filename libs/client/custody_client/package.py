@@ -233,22 +233,19 @@ class _Zip:
             return "its local header states another name, flags or compression method than the central directory"
         if method not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
             return f"it is compressed by method {method}: a package holds stored and deflated entries only"
-        if method == zipfile.ZIP_STORED and flags & _SIZES_FOLLOW:
+        if flags & ~_UTF8_NAME:
             return (
-                "it is stored with its CRC and sizes after its data: a reader taking the archive as a stream "
-                "cannot tell where it ends, and ends it at the first data descriptor signature in it"
+                f"its flags {flags:#06x} ask for a data descriptor or encryption: a package states every entry's "
+                "CRC and sizes before its data, which readers taking the archive as a stream rely on"
             )
+        stated = _stated_sizes(extra, compressed, size)
+        if stated is None or not _plain_extra(info.extra):
+            return "its extra fields are not the one ZIP64 field a package uses, once and in its one form"
+        if (crc, *stated) != (info.CRC, info.compress_size, info.file_size):
+            return "its local header states another size or CRC than the central directory"
         start = info.header_offset + _LOCAL.size + name_length + extra_length
         end = start + info.compress_size
-        if flags & _SIZES_FOLLOW:
-            if next_start - end not in _DESCRIPTOR_LENGTHS:
-                return "the data descriptor after it is missing or followed by stray bytes"
-            fp.seek(end)
-            if not _descriptor_states(fp.read(next_start - end), info):
-                return "the data descriptor after it states another size or CRC than the central directory"
-        elif (crc, *_zip64_sizes(extra, compressed, size)) != (info.CRC, info.compress_size, info.file_size):
-            return "its local header states another size or CRC than the central directory"
-        elif next_start != end:
+        if next_start != end:
             return "bytes follow its data that belong to no entry"
         if method == zipfile.ZIP_DEFLATED:
             if info.file_size > min(MAX_DOCUMENT, _MAX_RATIO * max(info.compress_size, 1)):
@@ -324,48 +321,40 @@ compression method, encryption, compressed data cut short or corrupt."""
 _LOCAL = struct.Struct("<4sHHHHHIIIHH")
 """A local file header: signature, version needed, flags, method, time, date, CRC-32,
 compressed size, size, name length, extra field length."""
-_SIZES_FOLLOW = 0x08
-"""General purpose flag bit 3: CRC and sizes follow the data, in a data descriptor."""
+_UTF8_NAME = 0x800
+"""General purpose flag bit 11, the only one a package sets: the name is UTF-8."""
 _ZIP64 = 0xFFFFFFFF
-_DESCRIPTOR = {12: "<III", 20: "<IQQ"}
-"""A data descriptor's CRC-32 and sizes (after its optional signature), by length."""
-_DESCRIPTOR_LENGTHS = (12, 16, 20, 24)
 _MAX_RATIO = 200
-_MAX_DEFLATED = 4 * 1024**3
-"""What all deflated entries together may inflate to: documents, never evidence files."""
 """How many times its compressed size a deflated entry may inflate to: documents compress a
 few times; a zip bomb a thousand."""
+_MAX_DEFLATED = 4 * 1024**3
+"""What all deflated entries together may inflate to: documents, never evidence files."""
 
 
 def _raw_name(info: zipfile.ZipInfo) -> bytes:
     """The entry's name as the central directory spells it (UTF-8 when flag bit 11 says so)."""
-    return info.orig_filename.encode("utf-8" if info.flag_bits & 0x800 else "cp437")
+    return info.orig_filename.encode("utf-8" if info.flag_bits & _UTF8_NAME else "cp437")
 
 
-def _zip64_sizes(extra: bytes, compressed: int, size: int) -> tuple[int, int]:
-    """The compressed size and size a local header states, taken from its ZIP64 extra field
-    where the header's own fields say so."""
-    position = 0
-    while position + 4 <= len(extra):
-        tag, length = struct.unpack_from("<HH", extra, position)
-        body = extra[position + 4 : position + 4 + length]
-        if tag == 1:
-            values = [value for (value,) in struct.iter_unpack("<Q", body[: len(body) // 8 * 8])]
-            if size == _ZIP64 and values:
-                size = values.pop(0)
-            if compressed == _ZIP64 and values:
-                compressed = values.pop(0)
-        position += 4 + length
+def _stated_sizes(extra: bytes, compressed: int, size: int) -> tuple[int, int] | None:
+    """The compressed size and size a local header states: its own fields, or, when both are
+    0xFFFFFFFF, its one ZIP64 field of both sizes; None for any other extra field (readers
+    disagree about which of two ZIP64 fields counts, and what follows an overlong one)."""
+    if not extra and _ZIP64 not in (compressed, size):
+        return compressed, size
+    if (compressed, size) != (_ZIP64, _ZIP64) or len(extra) != 20 or extra[:4] != b"\x01\x00\x10\x00":
+        return None
+    size, compressed = struct.unpack_from("<QQ", extra, 4)
     return compressed, size
 
 
-def _descriptor_states(descriptor: bytes, info: zipfile.ZipInfo) -> bool:
-    """Whether ``descriptor``, all the bytes between an entry's data and the next entry, is one
-    data descriptor stating the central directory's CRC and sizes (with or without its
-    signature; sizes of 4 bytes, or of 8 for ZIP64)."""
-    forms = [descriptor, descriptor[4:]] if descriptor[:4] == b"PK\x07\x08" else [descriptor]
-    stated = (info.CRC, info.compress_size, info.file_size)
-    return any(len(form) in (12, 20) and struct.unpack(_DESCRIPTOR[len(form)], form) == stated for form in forms)
+def _plain_extra(extra: bytes) -> bool:
+    """Whether the central directory's extra field is empty or exactly one ZIP64 field (of the
+    values its fixed fields leave to it)."""
+    if not extra:
+        return True
+    tag, length = struct.unpack_from("<HH", extra) if len(extra) >= 4 else (None, None)
+    return tag == 1 and length == len(extra) - 4 and length in (8, 16, 24)
 
 
 def _damaged(name: str, exc: Exception) -> VerificationFailed:

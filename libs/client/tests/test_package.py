@@ -472,12 +472,14 @@ def _zip_by_hand(
     *,
     streamed: bool = False,
     methods: dict[str, int] | None = None,
+    local_extra: dict[str, bytes] | None = None,
 ) -> None:
     """A zip of ``files`` written field by field: the entries in ``deflated`` compressed, and
     after an entry's compressed data the bytes ``slack`` gives it, counted in its stated
     compressed size, which zipfile (reading through the central directory) then ignores.
     ``streamed``: CRC and sizes follow each entry in a data descriptor, as the vault writes
-    them. ``methods`` claims other compression methods for entries stored as they are."""
+    them. ``methods`` claims other compression methods for entries stored as they are, and
+    ``local_extra`` gives an entry's local header sizes of 0xFFFFFFFF and that extra field."""
     local, central = bytearray(), bytearray()
     for name, content in files.items():
         method = zipfile.ZIP_DEFLATED if name in deflated else (methods or {}).get(name, zipfile.ZIP_STORED)
@@ -493,7 +495,11 @@ def _zip_by_hand(
         central += struct.pack("<4sH", b"PK\x01\x02", 20) + struct.pack("<HHHHHIIIH", *fields)
         central += struct.pack("<HHHHII", 0, 0, 0, 0, 0o644 << 16, len(local)) + raw
         head = fields if not streamed else (*fields[:5], 0, 0, 0, fields[8])
-        local += struct.pack("<4s", b"PK\x03\x04") + struct.pack("<HHHHHIIIH", *head) + struct.pack("<H", 0) + raw + data
+        extra = (local_extra or {}).get(name, b"")
+        if extra:
+            head = (*head[:6], 0xFFFFFFFF, 0xFFFFFFFF, head[8])
+        local += struct.pack("<4s", b"PK\x03\x04") + struct.pack("<HHHHHIIIH", *head) + struct.pack("<H", len(extra))
+        local += raw + extra + data
         if streamed:
             local += struct.pack("<4sIII", b"PK\x07\x08", crc, len(data), len(content))
     end = struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, len(files), len(files), len(central), len(local), 0)
@@ -522,14 +528,16 @@ def test_bytes_hidden_after_an_entry_s_compressed_data_fail(tmp_path: Path) -> N
     ]
 
 
-def test_a_stored_entry_followed_by_a_data_descriptor_fails(tmp_path: Path) -> None:
-    """A stream reader cannot know where such an entry ends: it ends it at the first data
-    descriptor signature inside (libarchive does, without further checks when it skips the
-    entry), and reads what follows as further entries: here a forged witness statement."""
+def test_an_entry_followed_by_a_data_descriptor_fails(tmp_path: Path) -> None:
+    """A stream reader cannot know where a stored entry with a data descriptor ends: it ends it
+    at the first descriptor signature inside (libarchive does, without further checks when it
+    skips the entry), and reads what follows as further entries: here a forged witness
+    statement. Nor do readers agree on a deflated entry's descriptor (its width follows a ZIP64
+    field for libarchive, the gap for others), so a package uses none."""
     package = build()
     plain = tmp_path / "plain.zip"
-    _zip_by_hand(plain, package.files, set(package.files), streamed=True)
-    assert verify_package(plain, package.pinned).ok, "deflated entries may be followed by data descriptors"
+    _zip_by_hand(plain, package.files, {"VERIFY.md", "manifest.json"})
+    assert verify_package(plain, package.pinned).ok, "a package written by hand verifies"
 
     text = package.files["VERIFY.md"]
     forged = b"%PDF-1.4 FORGED statement"
@@ -537,14 +545,31 @@ def test_a_stored_entry_followed_by_a_data_descriptor_fails(tmp_path: Path) -> N
     hidden += struct.pack("<4sHHHHHIIIHH", b"PK\x03\x04", 20, 0, 0, 0, 0x21, zlib.crc32(forged), len(forged), len(forged), 17, 0)
     package.files["VERIFY.md"] = text + hidden + b"files/witness.pdf" + forged
     path = tmp_path / "p.zip"
-    _zip_by_hand(path, package.files, set(package.files) - {"VERIFY.md"}, streamed=True)
-    verdict = verify_package(path, package.pinned)
-    assert verdict.failures == [
-        "zip entries: VERIFY.md: it is stored with its CRC and sizes after its data: a reader taking the "
-        "archive as a stream cannot tell where it ends, and ends it at the first data descriptor signature in "
-        "it. Extractors that read the archive from its start could find there an entry, or contents, that no "
-        "check saw"
-    ]
+    _zip_by_hand(path, package.files, streamed=True)
+    failures = verify_package(path, package.pinned).failures
+    assert failures[0].startswith(
+        "zip entries: files/Депортація дітей.mp4: its flags 0x0808 ask for a data descriptor or encryption"
+    ), failures
+
+
+def test_extra_fields_other_than_one_zip64_field_in_its_form_fail(tmp_path: Path) -> None:
+    """Readers disagree about which of two ZIP64 fields counts (Java's stream reader takes the
+    last, the verifier would have taken the first): only the vault's one form passes."""
+    package = build()
+    size = len(package.files["VERIFY.md"])
+    one = struct.pack("<HHQQ", 1, 16, size, size)
+    path = tmp_path / "one.zip"
+    _zip_by_hand(path, package.files, local_extra={"VERIFY.md": one})
+    assert verify_package(path, package.pinned).ok, "one ZIP64 field of both sizes is the vault's own form"
+
+    for extra in (struct.pack("<HHQQ", 1, 16, 3, 3) + one, one + struct.pack("<HH", 0x5455, 5) + b"\x01abcd"):
+        _zip_by_hand(path, package.files, local_extra={"VERIFY.md": extra})
+        failures = verify_package(path, package.pinned).failures
+        assert failures == [
+            "zip entries: VERIFY.md: its extra fields are not the one ZIP64 field a package uses, once and in its "
+            "one form. Extractors that read the archive from its start could find there an entry, or contents, "
+            "that no check saw"
+        ]
 
 
 def test_other_compression_methods_and_zip_bombs_fail_before_anything_is_inflated(tmp_path: Path) -> None:
@@ -597,8 +622,8 @@ def test_a_local_header_that_tells_another_story_than_the_central_directory_fail
     assert len(verdict.failures) == 1 and verdict.failures[0].startswith("zip entries: VERIFY.md: its local header")
 
 
-def test_a_package_streamed_with_data_descriptors_verifies_and_a_descriptor_must_agree(tmp_path: Path) -> None:
-    """The vault streams packages, so every entry's CRC and sizes follow its data."""
+def test_a_package_streamed_with_data_descriptors_is_refused(tmp_path: Path) -> None:
+    """zipfile writing to a sink that cannot seek puts every entry's CRC and sizes after it."""
 
     class Unseekable(io.RawIOBase):
         def __init__(self) -> None:
@@ -618,17 +643,8 @@ def test_a_package_streamed_with_data_descriptors_verifies_and_a_descriptor_must
             archive.writestr(name, content, compress_type=zipfile.ZIP_DEFLATED)
     path = tmp_path / "p.zip"
     path.write_bytes(sink.data)
-    with zipfile.ZipFile(path) as archive:
-        info = archive.getinfo("VERIFY.md")
-        assert info.flag_bits & 0x08, "zipfile wrote a data descriptor"
-        descriptor = sink.data.index(struct.pack("<4sI", b"PK\x07\x08", info.CRC), info.header_offset)
-    assert verify_package(path, package.pinned).ok
-
-    sink.data[descriptor + 8 : descriptor + 12] = struct.pack("<I", info.compress_size + 1)
-    path.write_bytes(sink.data)
-    verdict = verify_package(path, package.pinned)
-    assert verdict.failures[0].startswith("zip entries: VERIFY.md: the data descriptor after it states another size")
-
+    failures = verify_package(path, package.pinned).failures
+    assert failures[0].startswith("zip entries: ") and "ask for a data descriptor" in failures[0], failures
 
 def test_a_file_of_another_size_than_the_manifest_says_fails_without_being_read(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch

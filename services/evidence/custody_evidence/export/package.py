@@ -21,6 +21,10 @@ from datetime import datetime
 from custody_common.errors import IntegrityError
 
 FLUSH_AT = 1024 * 1024
+DEFLATE_AT_MOST = 64 * 1024 * 1024
+DEFLATE_RATIO = 200
+"""A deflated entry inflates to at most DEFLATE_AT_MOST bytes and DEFLATE_RATIO times its
+compressed size, or ``custody verify`` refuses it as a zip bomb (docs/package-format.md §1)."""
 ZIP64_AT = 0xFFFFFFFF
 """Sizes and offsets from here on need ZIP64 records (tests lower it to see them cheaply)."""
 _ZIP64_COUNT = 0xFFFF
@@ -68,10 +72,11 @@ def zip_stream(entries: Iterable[PackageEntry], modified: datetime) -> Generator
         name = entry.path.encode("utf-8")
         if entry.compress:
             plain = b"".join(entry.content())
-            compressor = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -zlib.MAX_WBITS)
-            data = compressor.compress(plain) + compressor.flush()
-            record = _Written(name, 8, zlib.crc32(plain), len(data), len(plain), offset)
-            _check_size(entry, record.size)
+            _check_size(entry, len(plain))
+            data = _deflated(plain)
+            method = 8 if data is not None else 0
+            data = plain if data is None else data
+            record = _Written(name, method, zlib.crc32(plain), len(data), len(plain), offset)
             chunks: Iterable[bytes] = (data,)
         else:
             crc, size = _crc_and_size(entry.content())
@@ -84,6 +89,16 @@ def zip_stream(entries: Iterable[PackageEntry], modified: datetime) -> Generator
         written.append(record)
         offset += len(header) + record.compressed
     yield _central_directory(written, stamp, offset)
+
+
+def _deflated(plain: bytes) -> bytes | None:
+    """``plain`` deflated, or None where a verifier would take it for a zip bomb (over
+    DEFLATE_AT_MOST, or shrunk more than DEFLATE_RATIO times): such an entry is stored."""
+    compressor = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -zlib.MAX_WBITS)
+    data = compressor.compress(plain) + compressor.flush()
+    if len(plain) > DEFLATE_AT_MOST or len(plain) > DEFLATE_RATIO * max(len(data), 1):
+        return None
+    return data
 
 
 def _crc_and_size(chunks: Iterable[bytes]) -> tuple[int, int]:

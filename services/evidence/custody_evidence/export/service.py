@@ -371,7 +371,8 @@ class ExportService:
                 size=packed.selected.item.size,
                 compress=False,
             )
-        yield PackageEntry(path="report.pdf", content=lambda: (self._report(prepared),))
+        # Stored: its streams are compressed already, and a large case's report may pass 64 MiB.
+        yield PackageEntry(path="report.pdf", content=lambda: (self._report(prepared),), compress=False)
 
     def _file_bytes(self, packed: _Packed) -> Iterator[bytes]:
         """The item's plaintext, every segment authenticated, hashed again against the seal."""

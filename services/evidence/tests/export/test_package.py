@@ -143,3 +143,15 @@ def test_bytes_that_differ_between_the_two_passes_end_the_stream_without_a_centr
             received += chunk
     with pytest.raises(zipfile.BadZipFile):
         zipfile.ZipFile(io.BytesIO(bytes(received)))
+
+
+def test_a_document_the_verifier_would_take_for_a_zip_bomb_is_stored(tmp_path: Path) -> None:
+    repetitive = small("custody/long.json", b"{}" * 300_000)  # shrinks over 200 times when deflated
+    path = tmp_path / "package.zip"
+    path.write_bytes(b"".join(zip_stream([repetitive, small("manifest.json", b'{"items": []}')], WHEN)))
+    with zipfile.ZipFile(path) as archive:
+        assert archive.getinfo("custody/long.json").compress_type == zipfile.ZIP_STORED
+        assert archive.getinfo("manifest.json").compress_type == zipfile.ZIP_DEFLATED
+        assert archive.read("custody/long.json") == b"{}" * 300_000
+    zip_checks = [f for f in verify_package(path, None).findings if f.check == "zip entries"]
+    assert zip_checks == [], zip_checks
