@@ -326,9 +326,7 @@ class Sequencer:
                     raise ProofError("another root at the same size")
             elif kept.size:
                 async with conn.begin():
-                    hashes = await repository.fetch_hashes(conn, consistency_nodes(kept.size, size))
-                proof = consistency_proof(kept.size, size, hashes)
-                verify_consistency(kept.size, size, kept.root, tree.root(), proof)
+                    await _prove_extends(conn, tree, kept.size, kept.root)
         except ProofError as exc:
             raise LogDamaged(
                 f"the stored log of {size} entries does not extend the checkpoint {kept.size} kept at {path} ({exc}): "
@@ -514,10 +512,8 @@ class Sequencer:
         root = tree.root()
         previous = self._checkpoint
         if previous is not None:
-            hashes = await repository.fetch_hashes(conn, consistency_nodes(previous.size, tree.size))
             try:
-                proof = consistency_proof(previous.size, tree.size, hashes)
-                verify_consistency(previous.size, tree.size, previous.root, root, proof)
+                await _prove_extends(conn, tree, previous.size, previous.root)
             except ProofError as exc:
                 raise LogDamaged(
                     f"the new tree of size {tree.size} is not consistent with checkpoint {previous.size}: {exc}"
@@ -526,3 +522,10 @@ class Sequencer:
         checkpoint = StoredCheckpoint(tree.size, root, note, moment)
         await repository.insert_checkpoint(conn, checkpoint)
         return checkpoint
+
+
+async def _prove_extends(conn: AsyncConnection, tree: CompactRange, size: int, root: bytes) -> None:
+    """Raise ProofError unless ``tree`` extends the tree of its first ``size`` (fewer) leaves
+    whose root is ``root``: a consistency proof from the stored subtree hashes."""
+    hashes = await repository.fetch_hashes(conn, consistency_nodes(size, tree.size))
+    verify_consistency(size, tree.size, root, tree.root(), consistency_proof(size, tree.size, hashes))
