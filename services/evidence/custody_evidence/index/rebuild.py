@@ -10,9 +10,9 @@ Legal holds and damage come back from the store's signed records beside the evid
 (:mod:`custody_evidence.holds.records`, :mod:`custody_evidence.fixity.records`), judged the same
 way: a case whose newest record holds it is held again, so items sealed into it later are held
 too; an item is held by itself only where its own newest record says so. A case or item with
-records none of which verifies (overwritten, planted) is held, to be safe, and reported. An item without records
-of its own (a vault from before they were kept) is held by itself if its objects are on legal
-hold and its case is not held. A rebuild only ever adds holds and damage the index lacks, never
+records none of which verifies (overwritten, planted) is held, to be safe, and reported. An
+item without records of its own (a vault from before they were kept) is held by itself if its
+objects are on legal hold and its case is not held. A rebuild only ever adds holds and damage the index lacks, never
 lifts one, and places on the objects any hold they lack.
 """
 
