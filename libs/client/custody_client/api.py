@@ -5,7 +5,6 @@ It talks to the three services over HTTP only (intake, evidence, audit) with a b
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import os
 import re
@@ -41,6 +40,7 @@ from custody_client.content import (
 from custody_client.resume import ResumeState, state_folder
 from custody_client.tus import DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, Backoff, TusUploader
 from custody_common.addresses import service_urls
+from custody_common.digests import sha256_of
 from custody_common.durable import fsync_folder
 from custody_common.numbers import is_decimal
 
@@ -58,7 +58,6 @@ __all__ = [
     "Rejected",
     "VerificationFailed",
     "client_from_environment",
-    "hash_file",
     "parse_repr_digest",
 ]
 
@@ -66,14 +65,13 @@ UPLOADS_PATH = "/v1/uploads"
 OUTCOMES = frozenset({"sealed", "rejected", "damaged"})
 """Statuses after which an item's status no longer changes by itself."""
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
-_DIGEST_MEMBER = re.compile(r"\s*([a-z0-9_\-*.]+)\s*=\s*:([A-Za-z0-9+/=]*):\s*(?:;[^,]*)?")
 
 
 @dataclass(frozen=True)
 class Progress:
     """How far a long step has come."""
 
-    phase: Literal["hashing", "uploading", "downloading", "exporting"]
+    phase: Literal["uploading", "downloading", "exporting"]
     done: int
     total: int | None
     """Bytes in all, when known."""
@@ -111,33 +109,12 @@ class FetchedItem:
     size: int
 
 
-def hash_file(path: Path, on_progress: Callable[[int, int], None] | None = None) -> tuple[str, int]:
-    """(SHA-256 hex, size) of the file at ``path``, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    total = os.stat(path).st_size
-    done = 0
-    with open(path, "rb") as file:
-        while block := file.read(1024 * 1024):
-            digest.update(block)
-            done += len(block)
-            if on_progress:
-                on_progress(done, max(total, done))
-    return digest.hexdigest(), done
-
-
 def parse_repr_digest(header: str) -> bytes:
     """The SHA-256 in a ``Repr-Digest`` field (RFC 9530: ``sha-256=:BASE64:``, maybe beside others)."""
-    for member in header.split(","):
-        match = _DIGEST_MEMBER.fullmatch(member)
-        if match and match.group(1) == "sha-256":
-            try:
-                value = base64.b64decode(match.group(2), validate=True)
-            except ValueError:
-                break
-            if len(value) == 32:
-                return value
-            break
-    raise VerificationFailed(f"the evidence service's Repr-Digest holds no valid sha-256: {header[:120]!r}")
+    value = sha256_of(header)
+    if value is None:
+        raise VerificationFailed(f"the evidence service's Repr-Digest holds no valid sha-256: {header[:120]!r}")
+    return value
 
 
 def _evidence_id(value: str) -> str:
@@ -236,14 +213,9 @@ class CustodyClient:
             raise InvalidRequest(f"{path} is not a readable file")
         before = path.stat()
         report = on_progress or (lambda progress: None)
-        sha256, size = hash_file(path, lambda done, total: report(Progress("hashing", done, total)))
-        metadata = {"case": case, "sha256": sha256}
-        metadata.update(described.personal_fields())
         upload = self._uploader.upload(
             path,
-            size=size,
-            sha256=sha256,
-            metadata=metadata,
+            metadata={"case": case, **described.personal_fields()},
             on_progress=lambda done, total: report(Progress("uploading", done, total)),
         )
         after = path.stat()

@@ -34,14 +34,15 @@ def state_folder(environ: Mapping[str, str] | None = None) -> Path:
     return Path(env.get("HOME") or Path.home()) / ".local" / "state" / "custody"
 
 
-def submission_key(*, endpoint: str, path: Path, size: int, sha256: str, metadata: Mapping[str, str]) -> str:
-    """The opaque key of one submission: SHA-256 over where it goes, the file and what is said about it."""
+def submission_key(*, endpoint: str, path: Path, size: int, fingerprint: str, metadata: Mapping[str, str]) -> str:
+    """The opaque key of one submission: SHA-256 over where it goes, the file (its path, size and
+    ``fingerprint``) and what is said about it."""
     material = json.dumps(
         {
             "endpoint": endpoint,
             "path": str(path.resolve()),
             "size": size,
-            "sha256": sha256,
+            "fingerprint": fingerprint,
             "metadata": dict(sorted(metadata.items())),
         },
         sort_keys=True,

@@ -3,7 +3,9 @@
 An upload is created once (``POST`` with ``Upload-Length`` and ``Upload-Metadata``), then
 filled by ``PATCH`` requests of one chunk each, streamed from the file with the chunk's CRC-32
 in ``Upload-Checksum``: intake keeps a chunk whole or not at all and refuses one damaged on the
-way, while the file's SHA-256, declared at creation, is what the vault verifies. Chunks may
+way. The file's SHA-256, which the vault verifies at seal, is computed while the chunks are sent,
+by a read of the file of its own, and stated in ``Repr-Digest`` (RFC 9530) by the PATCH that
+completes the upload, as the IETF's resumable-upload draft lets a client do. Chunks may
 adapt to the connection: they double while a PATCH takes less than half of ``PATCH_SECONDS``
 and halve when one takes more than twice that or fails, so a fast link sends few large PATCHes
 and a broken connection costs about ``PATCH_SECONDS`` of sending again. After any failure the
@@ -16,7 +18,10 @@ of starting over.
 from __future__ import annotations
 
 import base64
+import hashlib
+import os
 import random
+import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator, Mapping
@@ -28,6 +33,7 @@ import httpx
 
 from custody_client.errors import AuthError, NetworkError, NotFound, VerificationFailed, error_for
 from custody_client.resume import ResumeState, submission_key
+from custody_common.digests import repr_digest
 from custody_common.numbers import is_decimal
 
 TUS_VERSION = "1.0.0"
@@ -108,6 +114,8 @@ class Upload:
     size: int
     resumed_from: int
     """The offset this run started at: 0 for a fresh upload, ``size`` if it was already complete."""
+    sha256: str | None
+    """The file's SHA-256 this run stated; None if an earlier run had completed the upload."""
 
 
 class _Transient(Exception):
@@ -152,36 +160,39 @@ class TusUploader:
         self,
         path: Path,
         *,
-        size: int,
-        sha256: str,
         metadata: Mapping[str, str],
         on_progress: OffsetCallback | None = None,
     ) -> Upload:
-        """Send ``path`` (``size`` bytes whose SHA-256 is ``sha256``) with ``metadata``; returns
-        once the server holds every byte. Resumes an upload an earlier run left unfinished."""
+        """Send the file at ``path`` with ``metadata``; returns once the server holds every byte,
+        its SHA-256 stated. Resumes an upload an earlier run left unfinished."""
         report = on_progress or (lambda done, total: None)
-        key = submission_key(endpoint=self._endpoint, path=path, size=size, sha256=sha256, metadata=metadata)
-        url, offset = self._resumable(key, size)
-        if url is not None and offset is None:
-            report(size, size)
-            return Upload(url=url, size=size, resumed_from=size)
-        if url is None:
-            url = self._create(size, metadata)
-            offset = 0
+        with _FileDigest(path) as digest:
+            size = digest.size
+            key = submission_key(
+                endpoint=self._endpoint, path=path, size=size, fingerprint=digest.fingerprint, metadata=metadata
+            )
+            url, offset = self._resumable(key, size)
+            if url is not None and offset is None:
+                report(size, size)
+                return Upload(url=url, size=size, resumed_from=size, sha256=None)
+            if url is None:
+                # An empty file has no PATCH to state its SHA-256: it is declared at creation.
+                url = self._create(size, {**metadata, "sha256": digest.result()} if size == 0 else metadata)
+                offset = 0
+                if self._resume:
+                    self._resume.remember(key, url)
+            assert offset is not None
+            resumed_from = offset
+            report(offset, size)
+            try:
+                self._transfer(path, url, offset, size, digest, report)
+            except NotFound:
+                if self._resume:
+                    self._resume.forget(key)
+                raise
             if self._resume:
-                self._resume.remember(key, url)
-        assert offset is not None
-        resumed_from = offset
-        report(offset, size)
-        try:
-            self._transfer(path, url, offset, size, report)
-        except NotFound:
-            if self._resume:
-                self._resume.forget(key)
-            raise
-        if self._resume:
-            self._resume.mark_complete(key)
-        return Upload(url=url, size=size, resumed_from=resumed_from)
+                self._resume.mark_complete(key)
+            return Upload(url=url, size=size, resumed_from=resumed_from, sha256=digest.result())
 
     def _resumable(self, key: str, size: int) -> tuple[str | None, int | None]:
         """(url, offset) of an earlier upload to continue; (url, None) if it already finished;
@@ -241,7 +252,9 @@ class TusUploader:
             raise NetworkError(f"intake reports offset {offset} for an upload of {size} bytes")
         return offset
 
-    def _transfer(self, path: Path, url: str, offset: int, size: int, report: OffsetCallback) -> None:
+    def _transfer(
+        self, path: Path, url: str, offset: int, size: int, digest: _FileDigest, report: OffsetCallback
+    ) -> None:
         chunk_size = self._chunk_size
         failures = 0
         with _ChunkReader(path) as reader:
@@ -258,6 +271,8 @@ class TusUploader:
                     "Upload-Offset": str(offset),
                     "Upload-Checksum": checksum,
                 }
+                if offset + length == size:
+                    headers["Repr-Digest"] = repr_digest(digest.result())
                 try:
                     try:
                         response = self._http.patch(url, headers=headers, content=_slices(chunk, offset, size, report))
@@ -382,6 +397,63 @@ class _ChunkReader:
         if self._file.readinto(chunk) != length:
             raise VerificationFailed(f"{self._path} became shorter while it was being uploaded; submit it again")
         return chunk, chunk_checksum(chunk)
+
+
+class _FileDigest:
+    """The SHA-256 of a whole file, computed on a thread of its own while the upload runs.
+
+    It reads the file apart from the chunks being sent, so a read that went wrong on either side
+    makes the stated SHA-256 differ from the bytes stored, and the vault rejects the item at seal
+    instead of sealing what the device did not hold."""
+
+    _BLOCK = 1024 * 1024
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._file = open(path, "rb")  # noqa: SIM115 — closed by the thread, or by __exit__
+        status = os.fstat(self._file.fileno())
+        self.size = status.st_size
+        head = self._file.read(self._BLOCK)
+        self.fingerprint = hashlib.sha256(f"{status.st_mtime_ns}\n".encode() + head).hexdigest()
+        """Tells this file from another at the same path and of the same size, as far as its
+        modification time and first MiB can, without reading it whole."""
+        self._stop = threading.Event()
+        self._sha256: str | None = None
+        self._failure: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(head,), name="custody-digest", daemon=True)
+        self._thread.start()
+
+    def __enter__(self) -> _FileDigest:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def result(self) -> str:
+        """The SHA-256 (hex), once the whole file has been read."""
+        self._thread.join()
+        if self._failure is not None:
+            raise VerificationFailed(f"{self._path} could not be read to the end for its SHA-256: {self._failure}")
+        assert self._sha256 is not None
+        return self._sha256
+
+    def _run(self, head: bytes) -> None:
+        try:
+            with self._file:
+                digest, done = hashlib.sha256(head), len(head)
+                block = bytearray(self._BLOCK)
+                view = memoryview(block)
+                while not self._stop.is_set() and (count := self._file.readinto(block)):
+                    digest.update(view[:count])
+                    done += count
+                if self._stop.is_set():
+                    return
+            if done != self.size:
+                raise OSError(f"it had {self.size} bytes when the upload began and {done} at the end")
+            self._sha256 = digest.hexdigest()
+        except OSError as failure:
+            self._failure = failure
 
 
 def _slices(chunk: memoryview, offset: int, size: int, report: OffsetCallback) -> Iterator[bytes]:

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from custody_client.tus import decode_metadata
+from custody_common.digests import sha256_of
 
 Fault = Callable[[httpx.Request], httpx.Response | None]
 """Consulted before a request is served: returns a response to send instead, raises an
@@ -28,6 +29,8 @@ class StoredUpload:
     length: int
     metadata: dict[str, str]
     data: bytearray = field(default_factory=bytearray)
+    stated_sha256: str | None = None
+    """What the PATCH that completed it stated in ``Repr-Digest``."""
 
 
 @dataclass
@@ -80,6 +83,12 @@ class TusServer:
                 return httpx.Response(460, json={"detail": "checksum mismatch"})
             if len(upload.data) + len(body) > upload.length:
                 return httpx.Response(400, json={"detail": "beyond Upload-Length"})
+            if len(upload.data) + len(body) == upload.length:
+                # As intake: the completing PATCH states the file's SHA-256 unless creation declared it.
+                stated = sha256_of(request.headers.get("Repr-Digest", ""))
+                if stated is None and "sha256" not in upload.metadata:
+                    return httpx.Response(400, json={"detail": "the completing PATCH must carry Repr-Digest"})
+                upload.stated_sha256 = stated.hex() if stated else None
             upload.data.extend(body)
             return httpx.Response(204, headers={"Upload-Offset": str(len(upload.data))})
         return httpx.Response(405)

@@ -16,8 +16,8 @@ import pytest
 
 from custody_client.api import CustodyClient, Progress
 from custody_client.resume import ResumeState
-from custody_client.tus import TusUploader
 from tests.support.stack import BIN, Stack
+from tests.support.submissions import submit_with_wrong_hash
 
 CASE = "UA-2024-101"
 MIB = 1024 * 1024
@@ -96,15 +96,7 @@ def test_submit_resume_and_fetch_give_back_the_same_bytes(stack: Stack, tmp_path
 def test_a_rejected_item_exits_1_and_is_never_written(stack: Stack, tmp_path: Path) -> None:
     investigator = _token(stack, "alice", "investigator")
     prosecutor = _token(stack, "bob", "prosecutor")
-    source = tmp_path / "photo.jpg"
-    source.write_bytes(os.urandom(300_000))
-    wrong = "0" * 64  # what a device with a corrupted copy would declare
-    with httpx.Client(headers={"Authorization": f"Bearer {investigator}"}, timeout=60) as http:
-        upload = TusUploader(http, f"{stack.url('intake')}/v1/uploads").upload(
-            source, size=source.stat().st_size, sha256=wrong,
-            metadata={"case": CASE, "sha256": wrong, "filename": source.name},
-        )
-    evidence_id = upload.url.rsplit("/", 1)[1]
+    evidence_id = submit_with_wrong_hash(stack, investigator, CASE, os.urandom(300_000), "photo.jpg")
     with CustodyClient(stack.url("intake"), stack.url("evidence"), stack.url("audit"), investigator,
                        resume=ResumeState(tmp_path / "state")) as client:
         assert client.wait_sealed(evidence_id, timeout=300).status == "rejected"

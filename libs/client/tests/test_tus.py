@@ -123,17 +123,18 @@ def test_a_file_goes_up_in_checksummed_chunks_with_its_metadata(tmp_path: Path, 
     progress: list[tuple[int, int]] = []
     upload = _uploader(tus_server, tmp_path, []).upload(
         path,
-        size=path.stat().st_size,
-        sha256=sha,
-        metadata={"case": "C-1", "sha256": sha},
+        metadata={"case": "C-1", "title": "Witness 4"},
         on_progress=lambda d, t: progress.append((d, t)),
     )
     stored = tus_server.only_upload()
     assert bytes(stored.data) == path.read_bytes()
-    assert stored.metadata == {"case": "C-1", "sha256": sha}
+    assert stored.metadata == {"case": "C-1", "title": "Witness 4"}
     assert upload.url.startswith("http://intake/v1/uploads/") and upload.resumed_from == 0
     patches = tus_server.patches()
     assert [int(p.headers["Upload-Offset"]) for p in patches] == [0, CHUNK, 2 * CHUNK, 3 * CHUNK]
+    # The file's SHA-256 goes with the last PATCH only, as RFC 9530's Repr-Digest.
+    assert ["Repr-Digest" in p.headers for p in patches] == [False, False, False, True]
+    assert stored.stated_sha256 == upload.sha256 == sha
     assert all(p.headers["Content-Length"] == str(len(p.content)) for p in patches)
     assert not any("Transfer-Encoding" in p.headers for p in patches)
     assert all(p.headers["Upload-Checksum"] == chunk_checksum(p.content) for p in patches)
@@ -143,9 +144,25 @@ def test_a_file_goes_up_in_checksummed_chunks_with_its_metadata(tmp_path: Path, 
 
 def test_an_empty_file_is_created_and_needs_no_patch(tmp_path: Path, tus_server) -> None:
     path, sha = _file(tmp_path, 0)
-    _uploader(tus_server, tmp_path, []).upload(path, size=0, sha256=sha, metadata={"case": "C"})
+    _uploader(tus_server, tmp_path, []).upload(path, metadata={"case": "C"})
     assert tus_server.only_upload().length == 0
+    assert tus_server.only_upload().metadata == {"case": "C", "sha256": sha}, "declared at creation: no PATCH"
     assert tus_server.patches() == []
+
+
+def test_a_file_cut_short_while_it_goes_up_is_not_declared(tmp_path: Path, tus_server) -> None:
+    path, _ = _file(tmp_path, 3 * CHUNK)
+
+    def cut_short(request: httpx.Request) -> None:
+        if request.method == "PATCH" and request.headers["Upload-Offset"] == "0":
+            with open(path, "r+b") as file:
+                file.truncate(CHUNK)
+
+    tus_server.faults.append(lambda request: None)
+    tus_server.faults.append(cut_short)
+    with pytest.raises(VerificationFailed, match="shorter|to the end"):
+        _uploader(tus_server, tmp_path, []).upload(path, metadata={"case": "C"})
+    assert tus_server.only_upload().stated_sha256 is None
 
 
 def test_server_errors_and_locks_are_retried_with_backoff(tmp_path: Path, tus_server, faults, sleeps) -> None:
@@ -159,7 +176,7 @@ def test_server_errors_and_locks_are_retried_with_backoff(tmp_path: Path, tus_se
             faults.status(500),  # PATCH again
         ]
     )
-    _uploader(tus_server, tmp_path, sleeps).upload(path, size=2 * CHUNK, sha256=sha, metadata={"case": "C"})
+    _uploader(tus_server, tmp_path, sleeps).upload(path, metadata={"case": "C"})
     assert bytes(tus_server.only_upload().data) == path.read_bytes()
     assert len(sleeps) == 3
     assert sleeps[1] >= 7, "Retry-After is honoured"
@@ -168,7 +185,7 @@ def test_server_errors_and_locks_are_retried_with_backoff(tmp_path: Path, tus_se
 def test_a_damaged_chunk_is_sent_again(tmp_path: Path, tus_server, faults, sleeps) -> None:
     path, sha = _file(tmp_path, CHUNK)
     tus_server.faults.extend([lambda r: None, faults.status(460, "checksum mismatch")])
-    _uploader(tus_server, tmp_path, sleeps).upload(path, size=CHUNK, sha256=sha, metadata={"case": "C"})
+    _uploader(tus_server, tmp_path, sleeps).upload(path, metadata={"case": "C"})
     assert bytes(tus_server.only_upload().data) == path.read_bytes()
     assert len(tus_server.patches()) == 2
 
@@ -176,7 +193,7 @@ def test_a_damaged_chunk_is_sent_again(tmp_path: Path, tus_server, faults, sleep
 def test_a_dropped_connection_continues_from_the_servers_offset(tmp_path: Path, tus_server, faults, sleeps) -> None:
     path, sha = _file(tmp_path, 3 * CHUNK)
     tus_server.faults.extend([lambda r: None, lambda r: None, faults.drop_connection_after(0.5)])
-    _uploader(tus_server, tmp_path, sleeps).upload(path, size=3 * CHUNK, sha256=sha, metadata={"case": "C"})
+    _uploader(tus_server, tmp_path, sleeps).upload(path, metadata={"case": "C"})
     assert bytes(tus_server.only_upload().data) == path.read_bytes()
     offsets = [int(p.headers["Upload-Offset"]) for p in tus_server.patches()]
     assert offsets == [0, CHUNK, CHUNK + CHUNK // 2, 2 * CHUNK + CHUNK // 2]
@@ -187,14 +204,14 @@ def test_a_dropped_connection_continues_from_the_servers_offset(tmp_path: Path, 
 def test_an_offset_conflict_is_resolved_by_asking_the_server(tmp_path: Path, tus_server, faults, sleeps) -> None:
     path, sha = _file(tmp_path, 2 * CHUNK)
     tus_server.faults.extend([lambda r: None, faults.status(409, "offset mismatch")])
-    _uploader(tus_server, tmp_path, sleeps).upload(path, size=2 * CHUNK, sha256=sha, metadata={"case": "C"})
+    _uploader(tus_server, tmp_path, sleeps).upload(path, metadata={"case": "C"})
     assert bytes(tus_server.only_upload().data) == path.read_bytes()
 
 
 def test_too_large_chunks_are_halved(tmp_path: Path, tus_server) -> None:
     path, sha = _file(tmp_path, 1024 * 1024)
     tus_server.max_chunk = 300 * 1024
-    _uploader(tus_server, tmp_path, [], chunk=1024 * 1024).upload(path, size=1024 * 1024, sha256=sha, metadata={"case": "C"})
+    _uploader(tus_server, tmp_path, [], chunk=1024 * 1024).upload(path, metadata={"case": "C"})
     assert bytes(tus_server.only_upload().data) == path.read_bytes()
     sizes = [len(p.content) for p in tus_server.patches()]
     assert sizes[:3] == [1024 * 1024, 512 * 1024, 256 * 1024], "refused chunks are halved down to 256 KiB"
@@ -210,7 +227,7 @@ def test_a_file_that_shrinks_during_the_upload_is_refused(tmp_path: Path, tus_se
 
     tus_server.faults.extend([lambda r: None, shrink])  # the file shrinks while its first chunk is sent
     with pytest.raises(VerificationFailed, match="became shorter while it was being uploaded"):
-        _uploader(tus_server, tmp_path, []).upload(path, size=3 * CHUNK, sha256=sha, metadata={"case": "C"})
+        _uploader(tus_server, tmp_path, []).upload(path, metadata={"case": "C"})
     assert len(tus_server.only_upload().data) < 3 * CHUNK
 
 
@@ -252,7 +269,7 @@ def test_adaptive_chunks_double_while_patches_are_quick_up_to_their_ceiling(tmp_
     size = 13 * MIN_CHUNK_SIZE + 5
     path, sha = _file(tmp_path, size)
     uploader = _adaptive(tus_server, tmp_path, [], PATCH_SECONDS / 4, MIN_CHUNK_SIZE, 4 * MIN_CHUNK_SIZE)
-    uploader.upload(path, size=size, sha256=sha, metadata={"case": "C"})
+    uploader.upload(path, metadata={"case": "C"})
     assert bytes(tus_server.only_upload().data) == path.read_bytes()
     sizes = [len(p.content) for p in tus_server.patches()]
     assert sizes == [MIN_CHUNK_SIZE * n for n in (1, 2, 4, 4)] + [2 * MIN_CHUNK_SIZE + 5]
@@ -261,7 +278,7 @@ def test_adaptive_chunks_double_while_patches_are_quick_up_to_their_ceiling(tmp_
 def test_adaptive_chunks_keep_their_size_while_patches_take_about_the_target(tmp_path: Path, tus_server) -> None:
     path, sha = _file(tmp_path, 3 * MIN_CHUNK_SIZE)
     uploader = _adaptive(tus_server, tmp_path, [], PATCH_SECONDS, MIN_CHUNK_SIZE, 4 * MIN_CHUNK_SIZE)
-    uploader.upload(path, size=3 * MIN_CHUNK_SIZE, sha256=sha, metadata={"case": "C"})
+    uploader.upload(path, metadata={"case": "C"})
     assert [len(p.content) for p in tus_server.patches()] == [MIN_CHUNK_SIZE] * 3
 
 
@@ -269,7 +286,7 @@ def test_adaptive_chunks_halve_after_a_slow_patch_down_to_the_minimum(tmp_path: 
     size = 8 * MIN_CHUNK_SIZE
     path, sha = _file(tmp_path, size)
     uploader = _adaptive(tus_server, tmp_path, [], 3 * PATCH_SECONDS, 4 * MIN_CHUNK_SIZE, 8 * MIN_CHUNK_SIZE)
-    uploader.upload(path, size=size, sha256=sha, metadata={"case": "C"})
+    uploader.upload(path, metadata={"case": "C"})
     assert bytes(tus_server.only_upload().data) == path.read_bytes()
     sizes = [len(p.content) for p in tus_server.patches()]
     assert sizes == [MIN_CHUNK_SIZE * n for n in (4, 2, 1, 1)]
@@ -280,7 +297,7 @@ def test_adaptive_chunks_halve_after_a_failed_patch(tmp_path: Path, tus_server, 
     path, sha = _file(tmp_path, size)
     tus_server.faults.extend([lambda r: None, faults.status(503)])  # POST served, first PATCH refused
     uploader = _adaptive(tus_server, tmp_path, sleeps, PATCH_SECONDS, 4 * MIN_CHUNK_SIZE, 8 * MIN_CHUNK_SIZE)
-    uploader.upload(path, size=size, sha256=sha, metadata={"case": "C"})
+    uploader.upload(path, metadata={"case": "C"})
     assert bytes(tus_server.only_upload().data) == path.read_bytes()
     sizes = [len(p.content) for p in tus_server.patches()]
     assert sizes == [4 * MIN_CHUNK_SIZE] + [2 * MIN_CHUNK_SIZE] * 4
@@ -293,17 +310,17 @@ def test_an_interrupted_upload_resumes_on_the_next_run(tmp_path: Path, tus_serve
     tus_server.faults.append(_outage(tus_server))  # the network goes away for good mid-third chunk
     first = _uploader(tus_server, tmp_path, sleeps, attempts=3)
     with pytest.raises(NetworkError, match="run the same command again"):
-        first.upload(path, size=4 * CHUNK, sha256=sha, metadata=metadata)
+        first.upload(path, metadata=metadata)
     stored = tus_server.only_upload()
     assert len(stored.data) == 2 * CHUNK + CHUNK // 4
 
     tus_server.down = False
     patches_before = len(tus_server.patches())
     second = _uploader(tus_server, tmp_path, sleeps)
-    upload = second.upload(path, size=4 * CHUNK, sha256=sha, metadata=metadata)
+    upload = second.upload(path, metadata=metadata)
     assert upload.resumed_from == 2 * CHUNK + CHUNK // 4
     assert len(tus_server.uploads) == 1, "no second upload was created"
-    assert bytes(stored.data) == path.read_bytes()
+    assert bytes(stored.data) == path.read_bytes() and stored.stated_sha256 == sha
     resumed = tus_server.patches()[patches_before:]
     assert int(resumed[0].headers["Upload-Offset"]) == 2 * CHUNK + CHUNK // 4
 
@@ -311,9 +328,9 @@ def test_an_interrupted_upload_resumes_on_the_next_run(tmp_path: Path, tus_serve
 def test_a_finished_upload_is_not_sent_again(tmp_path: Path, tus_server) -> None:
     path, sha = _file(tmp_path, CHUNK)
     uploader = _uploader(tus_server, tmp_path, [])
-    first = uploader.upload(path, size=CHUNK, sha256=sha, metadata={"case": "C"})
+    first = uploader.upload(path, metadata={"case": "C"})
     requests = len(tus_server.requests)
-    again = uploader.upload(path, size=CHUNK, sha256=sha, metadata={"case": "C"})
+    again = uploader.upload(path, metadata={"case": "C"})
     assert again.url == first.url and again.resumed_from == CHUNK
     assert [r.method for r in tus_server.requests[requests:]] == ["HEAD"]
 
@@ -321,9 +338,9 @@ def test_a_finished_upload_is_not_sent_again(tmp_path: Path, tus_server) -> None
 def test_a_finished_upload_the_server_handed_on_is_not_sent_again(tmp_path: Path, tus_server) -> None:
     path, sha = _file(tmp_path, CHUNK)
     uploader = _uploader(tus_server, tmp_path, [])
-    first = uploader.upload(path, size=CHUNK, sha256=sha, metadata={"case": "C"})
+    first = uploader.upload(path, metadata={"case": "C"})
     tus_server.uploads.clear()  # intake forgot the tus resource once the submission completed
-    again = uploader.upload(path, size=CHUNK, sha256=sha, metadata={"case": "C"})
+    again = uploader.upload(path, metadata={"case": "C"})
     assert again.url == first.url
     assert tus_server.uploads == {}
 
@@ -332,10 +349,10 @@ def test_an_expired_unfinished_upload_starts_afresh(tmp_path: Path, tus_server, 
     path, sha = _file(tmp_path, 2 * CHUNK)
     tus_server.faults.extend([lambda r: None, lambda r: None, _outage(tus_server)])
     with pytest.raises(NetworkError):
-        _uploader(tus_server, tmp_path, sleeps, attempts=2).upload(path, size=2 * CHUNK, sha256=sha, metadata={"case": "C"})
+        _uploader(tus_server, tmp_path, sleeps, attempts=2).upload(path, metadata={"case": "C"})
     tus_server.down = False
     tus_server.uploads.clear()  # expired on the server
-    upload = _uploader(tus_server, tmp_path, sleeps).upload(path, size=2 * CHUNK, sha256=sha, metadata={"case": "C"})
+    upload = _uploader(tus_server, tmp_path, sleeps).upload(path, metadata={"case": "C"})
     assert upload.resumed_from == 0
     assert bytes(tus_server.only_upload().data) == path.read_bytes()
 
@@ -343,8 +360,8 @@ def test_an_expired_unfinished_upload_starts_afresh(tmp_path: Path, tus_server, 
 def test_different_metadata_is_a_different_submission(tmp_path: Path, tus_server) -> None:
     path, sha = _file(tmp_path, CHUNK)
     uploader = _uploader(tus_server, tmp_path, [])
-    a = uploader.upload(path, size=CHUNK, sha256=sha, metadata={"case": "A"})
-    b = uploader.upload(path, size=CHUNK, sha256=sha, metadata={"case": "B"})
+    a = uploader.upload(path, metadata={"case": "A"})
+    b = uploader.upload(path, metadata={"case": "B"})
     assert a.url != b.url and len(tus_server.uploads) == 2
 
 
@@ -352,14 +369,14 @@ def test_refusals_are_not_retried_and_carry_the_servers_sentence(tmp_path: Path,
     path, sha = _file(tmp_path, CHUNK)
     tus_server.faults.append(faults.status(403, "you are not assigned case C"))
     with pytest.raises(AuthError) as caught:
-        _uploader(tus_server, tmp_path, sleeps).upload(path, size=CHUNK, sha256=sha, metadata={"case": "C"})
+        _uploader(tus_server, tmp_path, sleeps).upload(path, metadata={"case": "C"})
     assert caught.value.detail == "you are not assigned case C"
     assert caught.value.status == 403
     assert sleeps == []
 
     tus_server.faults.append(faults.status(413, "the file is larger than 64 GiB"))
     with pytest.raises(InvalidRequest, match="larger than 64 GiB"):
-        _uploader(tus_server, tmp_path, sleeps).upload(path, size=CHUNK, sha256=sha, metadata={"case": "C"})
+        _uploader(tus_server, tmp_path, sleeps).upload(path, metadata={"case": "C"})
 
 
 def test_an_upload_removed_mid_transfer_is_reported_and_forgotten(tmp_path: Path, tus_server, faults, sleeps) -> None:
@@ -372,7 +389,7 @@ def test_an_upload_removed_mid_transfer_is_reported_and_forgotten(tmp_path: Path
     tus_server.faults.extend([lambda r: None, vanish])
     uploader = _uploader(tus_server, tmp_path, sleeps)
     with pytest.raises(NotFound, match="expired or was removed"):
-        uploader.upload(path, size=2 * CHUNK, sha256=sha, metadata={"case": "C"})
+        uploader.upload(path, metadata={"case": "C"})
     assert ResumeState(tmp_path / "state").path.read_text().count("http") == 0
 
 
@@ -380,10 +397,10 @@ def test_an_upload_the_token_may_not_continue_is_started_afresh(tmp_path: Path, 
     path, sha = _file(tmp_path, 2 * CHUNK)
     tus_server.faults.extend([lambda r: None, lambda r: None, _outage(tus_server)])
     with pytest.raises(NetworkError):
-        _uploader(tus_server, tmp_path, sleeps, attempts=2).upload(path, size=2 * CHUNK, sha256=sha, metadata={"case": "C"})
+        _uploader(tus_server, tmp_path, sleeps, attempts=2).upload(path, metadata={"case": "C"})
     tus_server.down = False
     tus_server.faults.append(faults.status(403, "this upload belongs to someone else"))
-    upload = _uploader(tus_server, tmp_path, sleeps).upload(path, size=2 * CHUNK, sha256=sha, metadata={"case": "C"})
+    upload = _uploader(tus_server, tmp_path, sleeps).upload(path, metadata={"case": "C"})
     assert upload.resumed_from == 0 and len(tus_server.uploads) == 2
     assert bytes(tus_server.uploads[upload.url.rsplit("/", 1)[1]].data) == path.read_bytes()
 
@@ -392,11 +409,11 @@ def test_an_expired_token_while_resuming_is_reported_not_worked_around(tmp_path:
     path, sha = _file(tmp_path, 2 * CHUNK)
     tus_server.faults.extend([lambda r: None, lambda r: None, _outage(tus_server)])
     with pytest.raises(NetworkError):
-        _uploader(tus_server, tmp_path, sleeps, attempts=2).upload(path, size=2 * CHUNK, sha256=sha, metadata={"case": "C"})
+        _uploader(tus_server, tmp_path, sleeps, attempts=2).upload(path, metadata={"case": "C"})
     tus_server.down = False
     tus_server.faults.append(faults.status(401, "token has expired; get a new one"))
     with pytest.raises(AuthError, match="token has expired"):
-        _uploader(tus_server, tmp_path, sleeps).upload(path, size=2 * CHUNK, sha256=sha, metadata={"case": "C"})
+        _uploader(tus_server, tmp_path, sleeps).upload(path, metadata={"case": "C"})
     assert len(tus_server.uploads) == 1
 
 
@@ -411,4 +428,4 @@ def test_a_server_offset_that_is_no_plain_number_is_reported_not_a_traceback(tmp
         return httpx.Response(204, headers={"Upload-Offset": value.encode("latin-1"), "Tus-Resumable": "1.0.0"})
 
     with pytest.raises(NetworkError, match="sent no valid Upload-Offset"):
-        _uploader(server, tmp_path, []).upload(path, size=CHUNK, sha256=sha, metadata={"case": "C"})
+        _uploader(server, tmp_path, []).upload(path, metadata={"case": "C"})

@@ -55,7 +55,7 @@ uploads = Table(
     Column("submitter", String(255), nullable=False),
     Column("length", BigInteger, nullable=False),
     Column("received_bytes", BigInteger, nullable=False),
-    Column("declared_sha256", String(64), nullable=False),
+    Column("declared_sha256", String(64), nullable=True),  # NULL until the completing PATCH states it
     Column("status", String(16), nullable=False),
     Column("wrapped_dek", Text, nullable=False, comment="WrappedKey as JSON"),
     Column("sealed_metadata", Text, nullable=False),

@@ -25,7 +25,7 @@ class TimelineRow:
 
 
 _WHAT = {
-    "submitted": "upload begun: declared {sha}, {size}",
+    "submitted": "upload begun: {size}",
     "received": "every byte received by intake",
     "sealed": "read back, matched the declaration, locked (WORM): {sha}, {size}",
     "rejected": "rejected at seal: did not match the declaration",
@@ -39,6 +39,11 @@ _WHAT = {
     "expired": "retention expired",
     "terminated": "upload terminated before completion",
 }
+
+
+_DECLARED = {"submitted": ", declared {sha}", "received": ", {sha} declared"}
+"""The SHA-256 the submitter's device declared: when the upload is created, or by the PATCH that
+completes it (``custody submit`` hashes while it uploads)."""
 
 
 def _size(value: Any) -> str:
@@ -59,6 +64,8 @@ def describe(event: Mapping[str, Any], purposes: Mapping[str, str]) -> tuple[str
     details = event.get("details") or {}
     action = str(event.get("action"))
     template = _WHAT.get(action, action.replace("_", " "))
+    if action in ("submitted", "received") and event.get("sha256"):
+        template += _DECLARED[action]
     what = template.format(
         sha=f"SHA-256 {str(event.get('sha256'))[:16]}…" if event.get("sha256") else "no hash",
         size=_size(event.get("size")),

@@ -9,7 +9,6 @@ connection, so no client can take a short body for the whole file.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import logging
 import uuid
@@ -22,6 +21,7 @@ from urllib.parse import quote
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from custody_common.auth import Principal
+from custody_common.digests import repr_digest
 from custody_common.errors import IntegrityError
 from custody_common.events import actor_person, commitment
 from custody_common.manifest import EvidenceManifest, open_metadata, seal_json
@@ -178,7 +178,7 @@ class RetrievalService:
             "Content-Type": "application/octet-stream",
             "Content-Length": str(span.length),
             "Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename, safe='')}",
-            "Repr-Digest": f"sha-256=:{base64.b64encode(bytes.fromhex(manifest.sha256 or '')).decode()}:",
+            "Repr-Digest": repr_digest(manifest.sha256 or ""),
             "ETag": etag,
             "Accept-Ranges": "bytes",
             "Cache-Control": "no-store",

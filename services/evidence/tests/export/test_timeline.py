@@ -27,4 +27,15 @@ def test_rows_follow_the_chain() -> None:
     assert [(r.seq, r.index, r.who, r.role) for r in rows] == [
         (1, 7, "ivan", "investigator"), (2, 9, "evidence service", "service")
     ]
-    assert rows[0].what == f"upload begun: declared SHA-256 {'ff' * 8}…, 2 048 bytes"
+    assert rows[0].what == f"upload begun: 2 048 bytes, declared SHA-256 {'ff' * 8}…"
+
+
+def test_the_declared_sha256_is_shown_where_the_device_stated_it() -> None:
+    stated_at_the_end = [
+        {"id": "a", "action": "submitted", "size": 2048},
+        {"id": "b", "action": "received", "sha256": "ee" * 32, "size": 2048},
+    ]
+    assert [describe(e, {})[0] for e in stated_at_the_end] == [
+        "upload begun: 2 048 bytes",
+        f"every byte received by intake, SHA-256 {'ee' * 8}… declared",
+    ]

@@ -27,6 +27,7 @@ from custody_intake.uploads.protocol import (
     http_date,
     is_offset_stream,
     parse_checksum,
+    parse_digest,
     parse_metadata,
     parse_size,
 )
@@ -96,7 +97,7 @@ async def create_upload(request: Request, principal: Investigator, uploads: Uplo
         )
     submission = NewSubmission.from_tus(parse_metadata(headers.get("upload-metadata")), length)
     with_body = _has_body(request)
-    checksum = None
+    checksum = digest = None
     content_length = _content_length(request)
     if with_body:
         if not is_offset_stream(headers.get("content-type")):
@@ -104,6 +105,7 @@ async def create_upload(request: Request, principal: Investigator, uploads: Uplo
                 "data sent with the creation must be Content-Type: application/offset+octet-stream"
             )
         checksum = parse_checksum(headers.get("upload-checksum"))
+        digest = parse_digest(headers.get("repr-digest"))
         if content_length is not None and content_length > length:
             raise UploadTooLarge(f"the body carries {content_length} bytes but Upload-Length is {length}")
     record = await uploads.create(principal, submission, _request_id(request))
@@ -117,6 +119,7 @@ async def create_upload(request: Request, principal: Investigator, uploads: Uplo
                 _RequestBody(request),
                 content_length=content_length,
                 checksum=checksum,
+                digest=digest,
                 request_id=_request_id(request),
             )
         except UploadError as exc:
@@ -140,12 +143,14 @@ async def upload_offset(evidence_id: str, principal: Investigator, uploads: Uplo
 
 @router.patch(UPLOADS + "/{evidence_id}", status_code=204, dependencies=[Depends(require_tus)])
 async def append_part(evidence_id: str, request: Request, principal: Investigator, uploads: Uploads) -> Response:
-    """tus core (with checksum): the body's bytes continue the upload at ``Upload-Offset``."""
+    """tus core (with checksum): the body's bytes continue the upload at ``Upload-Offset``. The
+    PATCH that completes an upload created without a ``sha256`` states it in ``Repr-Digest``."""
     identity = _evidence_id(evidence_id)
     if not is_offset_stream(request.headers.get("content-type")):
         raise UnsupportedMediaType("a PATCH body must be sent as Content-Type: application/offset+octet-stream")
     offset = parse_size(request.headers.get("upload-offset"), "Upload-Offset")
     checksum = parse_checksum(request.headers.get("upload-checksum"))
+    digest = parse_digest(request.headers.get("repr-digest"))
     record = await uploads.append(
         principal,
         identity,
@@ -153,6 +158,7 @@ async def append_part(evidence_id: str, request: Request, principal: Investigato
         _RequestBody(request),
         content_length=_content_length(request),
         checksum=checksum,
+        digest=digest,
         request_id=_request_id(request),
     )
     return Response(status_code=204, headers=_offset_headers(record))

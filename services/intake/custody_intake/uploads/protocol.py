@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
 
+from custody_common.digests import sha256_of
 from custody_intake.uploads.errors import InvalidUploadRequest
 
 TUS_VERSION = "1.0.0"
@@ -119,6 +120,18 @@ def parse_checksum(header: str | None) -> Checksum | None:
     if len(digest) != size:
         raise InvalidUploadRequest(f"{algorithm} digests have {size} bytes; this one has {len(digest)}")
     return Checksum(algorithm, digest)
+
+
+def parse_digest(header: str | None) -> str | None:
+    """The whole file's SHA-256 (hex) a ``Repr-Digest`` header states, or None when absent."""
+    if header is None:
+        return None
+    digest = sha256_of(header)
+    if digest is None:
+        raise InvalidUploadRequest(
+            "Repr-Digest must state the file's SHA-256 as sha-256=:BASE64 OF THE 32-BYTE DIGEST: (RFC 9530)"
+        )
+    return digest.hex()
 
 
 def is_offset_stream(content_type: str | None) -> bool:

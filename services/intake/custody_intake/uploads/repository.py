@@ -116,9 +116,11 @@ async def record_part(
     now: datetime,
     expires_at: datetime,
     completes: bool,
+    declared_sha256: str | None,
 ) -> bool:
     """Advance the offset past ``part``, record it and release the lock, all only if the lock is
-    still ours and the upload still stands at the part's offset. ``completes`` marks it received."""
+    still ours and the upload still stands at the part's offset. ``completes`` marks it received,
+    with the file's SHA-256 as ``declared_sha256`` states it."""
     values: dict[str, Any] = {
         "received_bytes": uploads.c.received_bytes + part.size,
         "next_part": uploads.c.next_part + 1,
@@ -127,7 +129,7 @@ async def record_part(
         "expires_at": expires_at,
     }
     if completes:
-        values.update(status="received", finished_at=now)
+        values.update(status="received", finished_at=now, declared_sha256=declared_sha256)
     result = await session.execute(
         update(uploads)
         .where(

@@ -16,8 +16,8 @@ from custody_intake.uploads.errors import InvalidUploadRequest
 
 UploadStatus = Literal["uploading", "received", "terminated", "expired"]
 
-REQUIRED_KEYS = ("case", "filename", "sha256")
-OPTIONAL_KEYS = ("title", "captured_at", "lat", "lon", "notes")
+REQUIRED_KEYS = ("case", "filename")
+OPTIONAL_KEYS = ("sha256", "title", "captured_at", "lat", "lon", "notes")
 _HOW = {
     "case": "the case name from your assignment, e.g. UA-2024-017 (letters, digits, . _ : -)",
     "filename": "the file's bare name, without folders",
@@ -36,7 +36,8 @@ class NewSubmission(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     case: str
-    declared_sha256: str
+    declared_sha256: str | None
+    """None until the PATCH that completes the upload states it (``Repr-Digest``)."""
     length: int = Field(ge=0)
     metadata: SubmissionMetadata
 
@@ -52,11 +53,16 @@ class NewSubmission(BaseModel):
         for key in REQUIRED_KEYS:
             if not pairs.get(key):
                 raise InvalidUploadRequest(f"Upload-Metadata lacks {key!r}: send {_HOW[key]}")
-        case, sha256 = pairs["case"], pairs["sha256"]
+        case, sha256 = pairs["case"], pairs.get("sha256") or None
         if not re.match(CASE_PATTERN, case):
             raise InvalidUploadRequest(f"Upload-Metadata 'case' is malformed: send {_HOW['case']}")
-        if not re.match(SHA256_PATTERN, sha256):
+        if sha256 is not None and not re.match(SHA256_PATTERN, sha256):
             raise InvalidUploadRequest(f"Upload-Metadata 'sha256' is malformed: send {_HOW['sha256']}")
+        if sha256 is None and length == 0:
+            raise InvalidUploadRequest(
+                f"Upload-Metadata lacks 'sha256', which an empty file (Upload-Length 0) must declare at creation: "
+                f"send {_HOW['sha256']}"
+            )
         fields = {key: value for key, value in pairs.items() if key not in ("case", "sha256") and value != ""}
         try:
             metadata = SubmissionMetadata.model_validate(fields)
@@ -80,7 +86,7 @@ class UploadRecord(BaseModel):
     submitter: str
     length: int
     offset: int
-    declared_sha256: str
+    declared_sha256: str | None
     status: UploadStatus
     wrapped_dek: WrappedKey
     sealed_metadata: str

@@ -33,6 +33,7 @@ from custody_intake.uploads import repository
 from custody_intake.uploads.errors import (
     CaseNotAssigned,
     ChecksumMismatch,
+    InvalidUploadRequest,
     LockLost,
     OffsetMismatch,
     UploadFinished,
@@ -171,7 +172,9 @@ class UploadService:
         """The ``Upload-Metadata`` pairs the upload was created with (decrypted for its submitter)."""
         dek = await asyncio.to_thread(self._keys.unwrap, record.wrapped_dek, record.evidence_id.bytes)
         metadata = open_metadata(dek, record.evidence_id, record.sealed_metadata)
-        pairs = {"case": record.case, "sha256": record.declared_sha256}
+        pairs = {"case": record.case}
+        if record.declared_sha256 is not None:
+            pairs["sha256"] = record.declared_sha256
         for key, value in metadata.model_dump(mode="json").items():
             if value is not None:
                 pairs[key] = str(value)
@@ -188,11 +191,16 @@ class UploadService:
         *,
         content_length: int | None,
         checksum: Checksum | None,
+        digest: str | None = None,
         request_id: str | None,
     ) -> UploadRecord:
         """Store the PATCH ``body`` at ``offset`` as the upload's next part and advance the
         offset; the last byte makes the submission received. An interrupted body without a
-        checksum keeps what arrived; with a checksum it keeps nothing."""
+        checksum keeps what arrived; with a checksum it keeps nothing.
+
+        ``digest`` is the whole file's SHA-256 (hex) the PATCH states (``Repr-Digest``): an
+        upload created without one must have it on the PATCH that completes it, and one that
+        differs from the declaration is refused."""
         record = await self.own(principal, evidence_id)
         _require_open(record)
         if offset != record.offset:
@@ -203,6 +211,14 @@ class UploadService:
                 f"this PATCH carries {content_length} bytes but only {remaining} remain of the declared "
                 "Upload-Length; nothing of it was kept"
             )
+        if digest is not None and record.declared_sha256 not in (None, digest):
+            raise InvalidUploadRequest(
+                f"Repr-Digest states SHA-256 {digest}, but the upload was created declaring "
+                f"{record.declared_sha256}; nothing of this PATCH was kept. Submit the file again as a new upload."
+            )
+        declared = record.declared_sha256 or digest
+        if declared is None and content_length == remaining:
+            raise InvalidUploadRequest(_digest_missing())
         lock = await self._take_lock(record, offset)
         committed = False
         try:
@@ -223,7 +239,11 @@ class UploadService:
             stored = await self._receive(lock, writer, body, checksum)
             if stored is None:
                 return record
-            updated = await self._commit_part(principal, record, lock, stored, request_id)
+            if declared is None and stored.offset + stored.size == record.length:
+                await self._discard(stored.key)
+                raise InvalidUploadRequest(_digest_missing())
+            declaring = record.model_copy(update={"declared_sha256": declared})
+            updated = await self._commit_part(principal, declaring, lock, stored, request_id)
             committed = True
             return updated
         finally:
@@ -268,7 +288,7 @@ class UploadService:
         expires_at = now + self._settings.upload_expiry
         async with self._sessions.begin() as session:
             if not await repository.record_part(
-                session, record.evidence_id, lock.token, part, now, expires_at, completes
+                session, record.evidence_id, lock.token, part, now, expires_at, completes, record.declared_sha256
             ):
                 raise LockLost(_lock_lost())
             updated = record.model_copy(
@@ -292,6 +312,7 @@ class UploadService:
         self, session: AsyncSession, principal: Principal, record: UploadRecord, now: datetime, request_id: str | None
     ) -> None:
         """The ``received`` event and the signed SubmissionCompleted, in the caller's transaction."""
+        assert record.declared_sha256 is not None, "an upload completes only with its SHA-256 declared"
         stored = await repository.stored_parts(session, record.evidence_id)
         await self._emitter.emit(
             session,
@@ -542,6 +563,13 @@ def _require_open(record: UploadRecord) -> None:
 
 def _offset_mismatch(sent: int, actual: int) -> str:
     return f"Upload-Offset is {sent} but the upload stands at {actual}; ask with HEAD and resume from there"
+
+
+def _digest_missing() -> str:
+    return (
+        "the upload was created without the file's SHA-256, so the PATCH that completes it must state it: "
+        "send Repr-Digest: sha-256=:BASE64 OF THE 32-BYTE DIGEST: (RFC 9530). Nothing of this PATCH was kept"
+    )
 
 
 def _lock_lost() -> str:

@@ -51,12 +51,14 @@ def alice(running: Stack) -> str:
     return running.token("alice", ["investigator"], [CASE])
 
 
-def declaration(data: bytes, **fields: str) -> dict[str, str]:
-    return {"case": CASE, "filename": "photo.jpg", "sha256": hashlib.sha256(data).hexdigest(), **fields}
+def declaration(data: bytes, **fields: str | None) -> dict[str, str]:
+    """The metadata of ``data``; a field given as None is left out."""
+    pairs = {"case": CASE, "filename": "photo.jpg", "sha256": hashlib.sha256(data).hexdigest(), **fields}
+    return {key: value for key, value in pairs.items() if value is not None}
 
 
 def create(
-    stack: Stack, token: str | None, data: bytes, *, body: bytes | None = None, headers=None, **fields: str
+    stack: Stack, token: str | None, data: bytes, *, body: bytes | None = None, headers=None, **fields: str | None
 ) -> httpx.Response:  # type: ignore[no-untyped-def]
     sent = {**TUS, "Upload-Length": str(len(data)), "Upload-Metadata": tus_metadata(**declaration(data, **fields))}
     if body is not None:
@@ -66,7 +68,7 @@ def create(
         return client.post("/v1/uploads", headers={k: v for k, v in sent.items() if v is not None}, content=body)
 
 
-def created(stack: Stack, token: str, data: bytes, **fields: str) -> str:
+def created(stack: Stack, token: str, data: bytes, **fields: str | None) -> str:
     response = create(stack, token, data, **fields)
     assert response.status_code == 201, response.text
     return response.headers["Location"]
@@ -228,7 +230,7 @@ def test_only_an_investigator_assigned_the_case_may_create(running: Stack, roles
         ({"Upload-Metadata": tus_metadata(case="bad case", filename="a", sha256="0" * 64)}, "'case'"),
         ({"Upload-Metadata": tus_metadata(case=CASE, sha256="0" * 64)}, "'filename'"),
         ({"Upload-Metadata": tus_metadata(case=CASE, filename="../etc/passwd", sha256="0" * 64)}, "'filename'"),
-        ({"Upload-Metadata": tus_metadata(case=CASE, filename="a")}, "'sha256'"),
+        ({"Upload-Metadata": tus_metadata(case=CASE, filename="a"), "Upload-Length": "0"}, "'sha256'"),
         ({"Upload-Metadata": tus_metadata(case=CASE, filename="a", sha256="A" * 64)}, "'sha256'"),
         ({"Upload-Metadata": tus_metadata(case=CASE, filename="a", sha256="0" * 63)}, "'sha256'"),
         (
@@ -446,6 +448,63 @@ def test_an_interrupted_patch_with_a_checksum_keeps_nothing(running: Stack, alic
     wait_for(lambda: stack_upload(running, evidence_id(url))["lock_token"] is None, "the interrupted PATCH to end")
     assert head(running, alice, url).headers["Upload-Offset"] == "0"
     assert part_keys(running, url) == [] and actions(running, url) == ["submitted"]
+
+
+# --- the file's SHA-256 stated by the PATCH that completes the upload ------------------------
+
+
+def repr_digest(data: bytes) -> str:
+    return f"sha-256=:{base64.b64encode(hashlib.sha256(data).digest()).decode()}:"
+
+
+def events_of(stack: Stack, url: str) -> dict[str, dict]:
+    return {e["action"]: e for e in stack_events(stack, evidence_id(url))}
+
+
+def test_an_upload_may_state_its_sha256_with_the_last_patch(running: Stack, alice: str) -> None:
+    data = os.urandom(3000)
+    url = created(running, alice, data, sha256=None)
+    assert "sha256" not in events_of(running, url)["submitted"]
+    assert patch(running, alice, url, 0, data[:1000], Repr_Digest="sha-256=:AAAA:").status_code == 400
+    assert patch(running, alice, url, 0, data[:1000]).status_code == 204
+    last = patch(running, alice, url, 1000, data[1000:], Repr_Digest=repr_digest(data))
+    assert last.status_code == 204 and last.headers["Upload-Offset"] == "3000"
+    assert events_of(running, url)["received"]["sha256"] == hashlib.sha256(data).hexdigest()
+    assert stack_upload(running, evidence_id(url))["declared_sha256"] == hashlib.sha256(data).hexdigest()
+
+
+@pytest.mark.parametrize("declared_length", [True, False], ids=["content-length", "chunked"])
+def test_the_last_patch_without_a_stated_sha256_is_400_and_keeps_nothing(
+    running: Stack, alice: str, declared_length: bool
+) -> None:
+    data = os.urandom(3000)
+    url = created(running, alice, data, sha256=None)
+    assert patch(running, alice, url, 0, data[:1000]).status_code == 204
+    # Without Content-Length intake learns that the body completes the upload only at its end.
+    body = data[1000:] if declared_length else iter([data[1000:2000], data[2000:]])
+    answer = patch(running, alice, url, 1000, body)  # type: ignore[arg-type]
+    assert answer.status_code == 400 and "Repr-Digest" in answer.json()["detail"], answer.text
+    assert head(running, alice, url).headers["Upload-Offset"] == "1000"
+    assert len(part_keys(running, url)) == 1 and actions(running, url) == ["submitted"]
+    assert patch(running, alice, url, 1000, data[1000:], Repr_Digest=repr_digest(data)).status_code == 204
+    assert actions(running, url) == ["submitted", "received"]
+
+
+def test_a_stated_sha256_that_differs_from_the_declared_one_is_400(running: Stack, alice: str) -> None:
+    data = os.urandom(3000)
+    url = created(running, alice, data)
+    answer = patch(running, alice, url, 0, data, Repr_Digest=repr_digest(data + b"x"))
+    assert answer.status_code == 400 and "declaring" in answer.json()["detail"]
+    assert part_keys(running, url) == [] and actions(running, url) == ["submitted"]
+    assert patch(running, alice, url, 0, data, Repr_Digest=repr_digest(data)).status_code == 204
+
+
+def test_creation_with_the_whole_file_may_state_its_sha256(running: Stack, alice: str) -> None:
+    data = os.urandom(2000)
+    headers = {"Repr-Digest": repr_digest(data), "Upload-Checksum": upload_checksum(data)}
+    answer = create(running, alice, data, body=data, headers=headers, sha256=None)
+    assert answer.status_code == 201 and answer.headers["Upload-Offset"] == "2000", answer.text
+    assert events_of(running, answer.headers["Location"])["received"]["sha256"] == hashlib.sha256(data).hexdigest()
 
 
 # --- who may see an upload --------------------------------------------------------------------

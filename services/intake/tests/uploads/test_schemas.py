@@ -33,6 +33,16 @@ def test_a_complete_declaration_is_accepted() -> None:
     assert submission.metadata.lat == 47.1
 
 
+def test_the_sha256_may_be_left_to_the_completing_patch() -> None:
+    assert NewSubmission.from_tus(declared(sha256=None), 1024).declared_sha256 is None
+
+
+def test_an_empty_file_declares_its_sha256_at_creation() -> None:
+    with pytest.raises(InvalidUploadRequest) as raised:
+        NewSubmission.from_tus(declared(sha256=None), 0)
+    assert "'sha256'" in str(raised.value) and "Upload-Length 0" in str(raised.value)
+
+
 def test_optional_fields_may_be_absent_or_empty() -> None:
     submission = NewSubmission.from_tus(declared(title=""), 0)
     assert submission.metadata.personal_fields() == {"filename": "photo.jpg"}
@@ -51,7 +61,6 @@ def test_optional_fields_may_be_absent_or_empty() -> None:
         ({"filename": "..\\photo.jpg"}, "filename", "bare name"),
         ({"filename": "photo\x00.jpg"}, "filename", "control characters"),
         ({"filename": "a" * 256}, "filename", "bare name"),
-        ({"sha256": None}, "sha256", "64 lowercase hex"),
         ({"sha256": SHA.upper()}, "sha256", "64 lowercase hex"),
         ({"sha256": SHA[:-1]}, "sha256", "64 lowercase hex"),
         ({"sha256": "g" * 64}, "sha256", "64 lowercase hex"),
@@ -66,7 +75,7 @@ def test_optional_fields_may_be_absent_or_empty() -> None:
         ({"lat": "nan"}, "lat", "latitude"),
         ({"lon": "-180.5"}, "lon", "between -180 and 180"),
         ({"lon": "inf"}, "lon", "longitude"),
-        ({"filetype": "image/jpeg"}, "filetype", "keys are case, filename, sha256"),
+        ({"filetype": "image/jpeg"}, "filetype", "keys are case, filename and optionally sha256"),
     ],
 )
 def test_each_rule_names_the_field_and_the_fix(changes: dict[str, str | None], field: str, advice: str) -> None:
