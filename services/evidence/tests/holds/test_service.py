@@ -185,3 +185,38 @@ async def test_every_hold_change_is_a_signed_record_in_the_store(running, served
     assert newest(submission.evidence_id) == (2, False, "ada") and newest() == (2, False, "ada")
     assert not any(store.legal_hold(key) for key in store.list("cases/CASE-1/"))
     assert not any(store.legal_hold(key) for key in store.list(f"evidence/{submission.evidence_id}/legal-hold/"))
+
+
+async def test_a_hold_the_store_has_no_word_of_gets_its_record_when_put_again(running, served_intake, admin) -> None:
+    """A hold placed before the store kept records, or a release whose record a crash cut short:
+    putting the same hold again (a change of nothing) writes the record the store lacks."""
+    from custody_evidence.holds import repository as holds
+    from custody_evidence.holds.records import newest_record
+    from custody_evidence.items import repository as items
+
+    submission = served_intake.submit(os.urandom(100))
+    await running.sealer.seal(submission.payload)
+    vault = running.vault
+    item = f"/v1/evidence/{submission.evidence_id}/legal-hold"
+
+    def newest(evidence_id=None):  # type: ignore[no-untyped-def]
+        record = newest_record(vault.store, vault.public_key, "CASE-1", evidence_id)
+        return None if record is None else (record.version, record.held)
+
+    async with vault.transaction() as session:  # held in the database only, as before records
+        await items.set_item_hold(session, submission.evidence_id, True)
+        await holds.hold_case(session, "CASE-1", "ada")
+    assert newest(submission.evidence_id) is None and newest() is None
+    async with admin:
+        assert (await admin.put(item)).json()["changed"] is False
+        assert (await admin.put("/v1/cases/CASE-1/legal-hold")).json()["changed"] is False
+        assert newest(submission.evidence_id) == (1, True) and newest() == (1, True)
+        assert (await admin.put(item)).json()["changed"] is False
+        assert newest(submission.evidence_id) == (1, True), "a record that agrees is not written again"
+
+        async with vault.transaction() as session:  # released in the database; the crash took the record
+            await items.set_item_hold(session, submission.evidence_id, False)
+            await holds.release_case(session, "CASE-1")
+        assert (await admin.delete(item)).json()["changed"] is False
+        assert (await admin.delete("/v1/cases/CASE-1/legal-hold")).json()["changed"] is False
+    assert newest(submission.evidence_id) == (2, False) and newest() == (2, False)
