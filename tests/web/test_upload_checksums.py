@@ -1,9 +1,11 @@
 """Each PATCH the web app sends carries the CRC-32 of its chunk (``Upload-Checksum``); a chunk
 that reaches intake damaged — here, one whose checksum is altered on the way — is refused, kept
-nowhere, and sent again (in a chunk half the size), and the file is sealed whole."""
+nowhere, and sent again (in a chunk half the size), and the file is sealed whole. The file's
+SHA-256, computed while it goes up, is stated by the PATCH that completes it (``Repr-Digest``)."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 from pathlib import Path
@@ -28,6 +30,7 @@ def test_every_chunk_carries_its_checksum_and_a_damaged_one_is_sent_again(
     statement.write_bytes(content)
     damaged: list[int] = []
     answered: list[tuple[int, str | None, int]] = []  # offset, checksum sent, status
+    digests: list[str | None] = []  # Repr-Digest of each PATCH intake took
 
     def damage_the_second_chunk_once(route: Route) -> None:
         request = route.request
@@ -42,6 +45,8 @@ def test_every_chunk_carries_its_checksum_and_a_damaged_one_is_sent_again(
         if request.method == "PATCH":
             offset = int(request.headers["upload-offset"])
             answered.append((offset, request.headers.get("upload-checksum"), response.status))
+            if response.status == 204:
+                digests.append(request.headers.get("repr-digest"))
 
     page.route("**/v1/uploads/*", damage_the_second_chunk_once)
     page.on("response", note)
@@ -59,3 +64,5 @@ def test_every_chunk_carries_its_checksum_and_a_damaged_one_is_sent_again(
     ends = [offset for offset, _ in kept[1:]] + [len(content)]
     assert kept[0][0] == 0 and all(offset < end for (offset, _), end in zip(kept, ends))
     assert kept == [(offset, upload_checksum(content[offset:end])) for (offset, _), end in zip(kept, ends)]
+    stated = f"sha-256=:{base64.b64encode(hashlib.sha256(content).digest()).decode()}:"
+    assert digests == [None] * (len(kept) - 1) + [stated]

@@ -3,7 +3,8 @@
 // Each PATCH carries the CRC-32 of its body (`Upload-Checksum`): intake keeps a chunk whole or not
 // at all, refuses one damaged on the way (HTTP 460) so that it is sent again at once, and on S3
 // stores it as one streamed request. It guards against damage only, as any checksum sent beside
-// the bytes does; the file's SHA-256 is what the vault verifies.
+// the bytes does; the file's SHA-256 is what the vault verifies. That SHA-256 is computed while
+// the chunks go up, and the PATCH that completes the upload states it in `Repr-Digest` (RFC 9530).
 //
 // Since a chunk cut off on the way is sent again whole, its size follows the connection: it
 // doubles while a PATCH takes under a second and halves after one that takes over four or fails,
@@ -27,6 +28,11 @@ export async function chunkChecksum(blob) {
   return `crc32 ${btoa(String.fromCharCode(...hasher.digest("binary")))}`;
 }
 
+/** The `Repr-Digest` stating the SHA-256 `hex`: `sha-256=:<its standard base64>:`. */
+export function reprDigest(hex) {
+  return `sha-256=:${btoa(String.fromCharCode(...hex.match(/../g).map((pair) => parseInt(pair, 16))))}:`;
+}
+
 /** The size of each next chunk, from how the last PATCH went. */
 export class ChunkSizes {
   constructor(first = FIRST_CHUNK) {
@@ -47,11 +53,14 @@ export class ChunkSizes {
 /**
  * tus-js-client's requests, each PATCH with the checksum of the body it sends; how each PATCH
  * went is told to `onPatchEnd(bytes, seconds)` (seconds null when it failed or was refused).
+ * Given `file` ({size, sha256: () => Promise of its hex SHA-256}), the PATCH that ends at the
+ * file's last byte also states its SHA-256 in `Repr-Digest`.
  */
 export class ChunkedHttpStack {
-  constructor(onPatchEnd = () => {}, inner = new tus.DefaultHttpStack()) {
+  constructor(onPatchEnd = () => {}, inner = new tus.DefaultHttpStack(), file = null) {
     this.onPatchEnd = onPatchEnd;
     this.inner = inner;
+    this.file = file;
   }
 
   createRequest(method, url) {
@@ -61,6 +70,9 @@ export class ChunkedHttpStack {
       request.send = async (body) => {
         const bytes = body?.size ?? 0;
         if (body) request.setHeader("Upload-Checksum", await chunkChecksum(body));
+        if (this.file && Number(request.getHeader("Upload-Offset")) + bytes === this.file.size) {
+          request.setHeader("Repr-Digest", reprDigest(await this.file.sha256()));
+        }
         const started = performance.now();
         let response;
         try {

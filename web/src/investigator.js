@@ -1,6 +1,6 @@
 // The investigator's page: pick files, declare the case and what is known about them, and
-// submit each with the tus protocol after hashing it here (and each chunk as it is sent); follow
-// each until sealed.
+// submit each with the tus protocol, hashing it here while it goes up (and each chunk as it is
+// sent); follow each until sealed.
 
 import { createSHA256 } from "hash-wasm";
 import * as tus from "tus-js-client";
@@ -20,15 +20,14 @@ const storage = new ResumeStorage();
 
 /**
  * The SHA-256 (hex) of `file`, read a slice at a time so that memory stays at one slice
- * whatever the file's size; `onProgress(bytesDone)` after each slice.
+ * whatever the file's size.
  */
-export async function sha256OfFile(file, onProgress) {
+export async function sha256OfFile(file) {
   const hasher = await createSHA256();
   hasher.init();
   for (let offset = 0; offset < file.size; offset += HASH_SLICE) {
     const slice = file.slice(offset, Math.min(offset + HASH_SLICE, file.size));
     hasher.update(new Uint8Array(await slice.arrayBuffer()));
-    onProgress?.(Math.min(offset + HASH_SLICE, file.size));
   }
   return hasher.digest("hex");
 }
@@ -46,16 +45,6 @@ function tusFailure(err) {
   const response = err?.originalResponse;
   if (!response) return describeFailure("intake", 0);
   return describeFailure("intake", response.getStatus(), response.getBody(), response.getHeader("X-Request-ID"));
-}
-
-/** Serialises work: `run(task)` starts `task` once every earlier one has finished. */
-function queue() {
-  let tail = Promise.resolve();
-  return (task) => {
-    const result = tail.then(task, task);
-    tail = result.catch(() => undefined);
-    return result;
-  };
 }
 
 /** Allows at most `limit` tasks at once. */
@@ -122,7 +111,7 @@ async function followSubmission(id, onStatus, alive) {
   return "gone";
 }
 
-/** One file being submitted: its row on the page and its life from hashing to seal. */
+/** One file being submitted: its row on the page and its life from upload to seal. */
 class Submission {
   constructor(file) {
     this.file = file;
@@ -167,35 +156,46 @@ class Submission {
     replace(this.problem);
   }
 
-  /** Hashes, uploads (resuming an earlier upload of the same file), then follows the seal. */
-  async run({ identity, metadata, hashing, uploading }) {
+  /** Uploads (resuming an earlier upload of the same file) while hashing it, then follows the seal. */
+  async run({ identity, metadata, uploading }) {
     this.started = true;
     const title = this.title.value.trim();
     this.title.closest(".field").replaceWith(h("p", { class: "declared-title" }, title ? ["Title: ", title] : "No title given."));
     const declared = { ...metadata, filename: this.file.name };
     if (title) declared.title = title;
-
-    this.setState("hashing", "Waiting to compute its SHA-256…");
-    let digest;
-    try {
-      digest = await hashing(() => {
-        this.setState("hashing", "Computing its SHA-256 in this browser…");
-        return sha256OfFile(this.file, (done) => this.setProgress(done, this.file.size));
-      });
-    } catch (err) {
-      this.fail(`This browser could not read the file (${err?.message ?? err}). Pick it again and retry.`);
-      return;
-    }
-    declared.sha256 = digest;
-    replace(this.identity, "SHA-256 ", h("code", {}, digest));
-    this.setProgress(0, this.file.size);
     this.setState("queued", "Waiting to upload…");
     await uploading(() => this.upload(identity, declared));
   }
 
-  upload(identity, declared) {
+  /** The evidence id and SHA-256, as far as they are known. */
+  showIdentity() {
+    replace(
+      this.identity,
+      this.evidenceId ? ["Evidence id ", h("code", {}, this.evidenceId), " · "] : null,
+      "SHA-256 ",
+      this.sha256 ? h("code", {}, this.sha256) : "being computed in this browser…",
+    );
+  }
+
+  async upload(identity, declared) {
     const endpoint = `${baseUrl("intake")}${UPLOADS_PATH}`;
-    const fingerprint = resumeFingerprint({ sub: identity.sub, endpoint, sha256: declared.sha256, size: this.file.size, metadata: declared });
+    // Read apart from the chunks being sent: a read gone wrong on either side makes the vault
+    // reject the item instead of sealing what this device does not hold.
+    const digest = sha256OfFile(this.file);
+    digest.then(
+      (hex) => { this.sha256 = hex; this.showIdentity(); },
+      (err) => { this.unreadable = `This browser could not read the file to its end (${err?.message ?? err}); nothing was sealed. Pick it again and retry.`; },
+    );
+    let fingerprint;
+    try {
+      // An empty file has no PATCH to state its SHA-256: it is declared at creation.
+      if (this.file.size === 0) declared = { ...declared, sha256: await digest };
+      fingerprint = await resumeFingerprint({ sub: identity.sub, endpoint, file: this.file, metadata: declared });
+    } catch (err) {
+      this.fail(`This browser could not read the file (${err?.message ?? err}). Pick it again and retry.`);
+      return;
+    }
+    this.showIdentity();
     return new Promise((resolve) => {
       let done = false;
       const sizes = new ChunkSizes();
@@ -203,7 +203,11 @@ class Submission {
         endpoint,
         chunkSize: sizes.size,
         // tus-js-client reads chunkSize anew for every PATCH
-        httpStack: new ChunkedHttpStack((sent, seconds) => { upload.options.chunkSize = sizes.after(sent, seconds); }),
+        httpStack: new ChunkedHttpStack(
+          (sent, seconds) => { upload.options.chunkSize = sizes.after(sent, seconds); },
+          undefined,
+          { size: this.file.size, sha256: () => digest },
+        ),
         retryDelays: RETRY_DELAYS,
         metadata: declared,
         fingerprint: () => Promise.resolve(fingerprint),
@@ -215,16 +219,17 @@ class Submission {
           req.setHeader("Authorization", `Bearer ${currentToken()}`);
         },
         onShouldRetry: (err) => {
+          if (this.unreadable) return false;
           if (!navigator.onLine) return false; // waits for the "online" event instead
           const status = err?.originalResponse?.getStatus() ?? 0;
           // 460: intake refused a chunk damaged on the way and kept none of it: send it again
           return status === 0 || status === 409 || status === 423 || status === 429 || status === 460 || status >= 500;
         },
         onUploadUrlAvailable: () => {
-          const id = evidenceIdOf(upload.url);
-          this.row.dataset.evidenceId = id;
-          rememberSubmission(identity.sub, id);
-          replace(this.identity, "Evidence id ", h("code", {}, id), " · SHA-256 ", h("code", {}, declared.sha256));
+          this.evidenceId = evidenceIdOf(upload.url);
+          this.row.dataset.evidenceId = this.evidenceId;
+          rememberSubmission(identity.sub, this.evidenceId);
+          this.showIdentity();
         },
         onProgress: (sent, total) => {
           this.setProgress(sent, total);
@@ -242,6 +247,11 @@ class Submission {
         },
         onError: (err) => {
           if (done) return;
+          if (this.unreadable) {
+            this.fail(this.unreadable);
+            resolve();
+            return;
+          }
           if (!navigator.onLine) {
             this.setState("offline", `The connection was lost at ${this.progress.value}%. The upload resumes by itself when the network is back; keep this page open.`);
             window.addEventListener("online", () => {
@@ -348,7 +358,6 @@ export function investigatorPage(identity) {
   const submit = h("button", { type: "submit", class: "primary" }, "Upload");
   const earlier = h("section", { class: "earlier-section", "aria-label": "Earlier submissions" });
   const pending = [];
-  const hashing = queue();
   const uploading = limiter(2);
 
   const countLabel = () => {
@@ -370,7 +379,7 @@ export function investigatorPage(identity) {
     "form",
     { class: "stack", novalidate: true },
     field("Case", caseInput, cases.length ? null : "You are not assigned any case; ask an administrator to assign you one."),
-    field("Files", files, "Pick one or several. Each is hashed here before it is sent; nothing leaves this device unhashed."),
+    field("Files", files, "Pick one or several. Each is hashed here while it is sent, and sealed only if what the vault stored hashes the same."),
     submissions,
     h(
       "fieldset",
@@ -401,7 +410,7 @@ export function investigatorPage(identity) {
     }
     const { case: caseName, ...rest } = metadata;
     for (const s of waiting) {
-      s.run({ identity, metadata: { case: caseName, ...rest }, hashing, uploading });
+      s.run({ identity, metadata: { case: caseName, ...rest }, uploading });
     }
     countLabel();
   });

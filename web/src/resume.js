@@ -18,15 +18,20 @@ function readJson(key, fallback) {
   }
 }
 
+/** How much of a file's beginning tells it apart, with its size and modification time. */
+const HEAD_BYTES = 1024 * 1024;
+
 /**
- * The key of one upload in the resume storage: a SHA-256 over who uploads where, the file's
- * own SHA-256 and size, and what was declared with it (so changed metadata starts a new upload).
+ * The key of one upload in the resume storage: a SHA-256 over who uploads where, the file (its
+ * size, modification time and first MiB, so it need not be read whole first) and what was
+ * declared with it (so changed metadata starts a new upload).
  */
-export function resumeFingerprint({ sub, endpoint, sha256: fileSha256, size, metadata }) {
+export async function resumeFingerprint({ sub, endpoint, file, metadata }) {
   const declared = Object.keys(metadata)
     .sort()
     .map((k) => [k, metadata[k]]);
-  const text = JSON.stringify(["custody-resume/v1", sub, endpoint, fileSha256, size, declared]);
+  const head = toHex(sha256(new Uint8Array(await file.slice(0, HEAD_BYTES).arrayBuffer())));
+  const text = JSON.stringify(["custody-resume/v2", sub, endpoint, file.size, file.lastModified, head, declared]);
   return toHex(sha256(new TextEncoder().encode(text)));
 }
 

@@ -2,11 +2,11 @@
 // their size adapting to how each PATCH went, as `custody submit` adapts its own.
 
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { test } from "node:test";
 import { crc32 } from "node:zlib";
 
-import { ChunkSizes, ChunkedHttpStack, FIRST_CHUNK, MAX_CHUNK, MIN_CHUNK, chunkChecksum } from "../src/chunks.js";
+import { ChunkSizes, ChunkedHttpStack, FIRST_CHUNK, MAX_CHUNK, MIN_CHUNK, chunkChecksum, reprDigest } from "../src/chunks.js";
 
 /** What intake expects: `crc32 ` and the standard base64 of the CRC-32's 4 bytes, big-endian. */
 function expected(bytes) {
@@ -74,6 +74,27 @@ test("every PATCH carries the checksum of its own body, and no other request doe
   assert.deepEqual(ends.map(([bytes]) => bytes), [1024 * 1024, 1024 * 1024]);
   assert.ok(ends.every(([, seconds]) => seconds !== null && seconds >= 0));
   assert.equal(stack.getName(), "ChunkedRecordingStack");
+});
+
+test("the PATCH that ends at the file's last byte, and only it, states the file's SHA-256", async () => {
+  const content = randomBytes(3000);
+  const sha256 = createHash("sha256").update(content).digest();
+  const recording = new RecordingStack();
+  const asked = [];
+  const file = { size: content.length, sha256: () => { asked.push("sha256"); return Promise.resolve(sha256.toString("hex")); } };
+  const stack = new ChunkedHttpStack(() => {}, recording, file);
+  for (const [start, end] of [[0, 1000], [1000, 2000], [2000, 3000]]) {
+    const patch = stack.createRequest("PATCH", "https://intake.example/v1/uploads/1");
+    patch.setHeader("Upload-Offset", String(start));
+    await patch.send(new Blob([content.subarray(start, end)]));
+  }
+  assert.deepEqual(recording.sent.map((request) => request.headers["Repr-Digest"]), [
+    undefined,
+    undefined,
+    `sha-256=:${sha256.toString("base64")}:`,
+  ]);
+  assert.deepEqual(asked, ["sha256"]);
+  assert.equal(reprDigest("00".repeat(32)), `sha-256=:${Buffer.alloc(32).toString("base64")}:`);
 });
 
 test("a PATCH refused or cut off is told as failed", async () => {
