@@ -117,3 +117,35 @@ async def test_each_service_says_only_what_its_job_needs(secured_nats) -> None:
                 await asyncio.wait_for(nc.jetstream().delete_stream(TOPOLOGY.events_stream), 2)
         finally:
             await nc.close()
+
+
+async def _heard(server, passwords, speaker: str, listener: str, subject: str) -> bool:
+    """Whether a core NATS message ``speaker`` publishes on ``subject`` reaches ``listener``."""
+    ear, _ = await _connect(server, passwords, listener)
+    mouth, _ = await _connect(server, passwords, speaker)
+    try:
+        heard: asyncio.Queue[bytes] = asyncio.Queue()
+
+        async def received(msg) -> None:  # type: ignore[no-untyped-def]
+            await heard.put(msg.data)
+
+        await ear.subscribe(subject, cb=received)
+        await ear.flush()
+        await mouth.publish(subject, b"part")
+        await mouth.flush()
+        try:
+            return await asyncio.wait_for(heard.get(), 1) == b"part"
+        except TimeoutError:
+            return False
+    finally:
+        await mouth.close()
+        await ear.close()
+
+
+async def test_only_intake_announces_stored_parts_and_only_evidence_hears_them(secured_nats) -> None:
+    server, passwords = secured_nats
+    subject = TOPOLOGY.part_stored_subject
+    assert await _heard(server, passwords, "intake", "evidence", subject)
+    for speaker in ("evidence", "audit"):
+        assert not await _heard(server, passwords, speaker, "evidence", subject), f"{speaker} must not announce parts"
+    assert not await _heard(server, passwords, "intake", "audit", subject), "audit must not hear of parts"

@@ -9,6 +9,7 @@ import os
 import shutil
 import socket
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -74,6 +75,50 @@ def provision_namespace(url: str, namespace: str) -> Topology:
 def remove_namespace(url: str, namespace: str) -> None:
     """Delete the streams of ``namespace``."""
     asyncio.run(_with_js(url, remove, Topology(namespace)))
+
+
+class Listener:
+    """Core NATS messages on ``subject`` of the shared server, gathered by a thread of its own
+    while the ``with`` block runs (for synchronous tests)."""
+
+    def __init__(self, subject: str) -> None:
+        self.subject = subject
+        self.heard: list[bytes] = []
+        self._ready = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._listen()), daemon=True)
+
+    def __enter__(self) -> Listener:
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError(f"could not subscribe to {self.subject} on {NATS_URL}")
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def wait_for(self, count: int, timeout: float = 10) -> list[bytes]:
+        """The messages heard, once there are ``count`` (or ``timeout`` seconds passed)."""
+        deadline = time.monotonic() + timeout
+        while len(self.heard) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return list(self.heard)
+
+    async def _listen(self) -> None:
+        nc = await nats.connect(NATS_URL, connect_timeout=5)
+        try:
+
+            async def note(msg) -> None:  # type: ignore[no-untyped-def]
+                self.heard.append(msg.data)
+
+            await nc.subscribe(self.subject, cb=note)
+            await nc.flush()
+            self._ready.set()
+            while not self._stop.is_set():
+                await asyncio.sleep(0.05)
+        finally:
+            await nc.close()
 
 
 @pytest.fixture

@@ -197,6 +197,20 @@ class SubmissionCompleted(_Signed):
     request_id: str | None = None
 
 
+class PartStored(BaseModel):
+    """Intake's word, on core NATS, that a part of an upload still going up is stored: a hint
+    that lets evidence read the part back before the upload completes. It is not signed and
+    decides nothing: the seal uses such a read only for the parts and data key of the signed
+    SubmissionCompleted, and only while the store still holds those very objects."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: Literal["part-stored/v1"] = "part-stored/v1"
+    evidence_id: uuid.UUID
+    wrapped_dek: WrappedKey
+    part: StoredPart
+
+
 class EvidenceManifest(_Signed):
     """The vault's signed record of an item; the newest version whose signature verifies counts."""
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from nats.aio.msg import Msg
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -51,6 +52,7 @@ from custody_evidence.holds.service import HoldService
 from custody_evidence.retrieval.endpoints import router as retrieval_router
 from custody_evidence.retrieval.ranges import RangeNotSatisfiable
 from custody_evidence.retrieval.service import RetrievalService
+from custody_evidence.seal.ahead import ReadAhead
 from custody_evidence.seal.consumer import run_sealer
 from custody_evidence.seal.service import Sealer
 from custody_evidence.streaming import AbortOnFailure
@@ -117,7 +119,14 @@ def create_evidence_app(settings: Settings, schedule: Schedule = Schedule()) -> 
                 vault.wake_relay = relay.wake
                 await announce_key(vault)
                 fixity = FixityService(vault, schedule.fixity_interval)
-                sealer = Sealer(vault, lambda: trusted_service_keys(settings), schedule.fixity_interval)
+                topology = Topology(settings.nats_namespace)
+                read_ahead = ReadAhead(vault)
+
+                async def part_stored(msg: Msg) -> None:
+                    read_ahead.announced(msg.data)
+
+                await nc.subscribe(topology.part_stored_subject, cb=part_stored)
+                sealer = Sealer(vault, lambda: trusted_service_keys(settings), schedule.fixity_interval, read_ahead)
                 app.state.vault = vault
                 app.state.sealer = sealer
                 app.state.fixity = fixity
@@ -127,13 +136,16 @@ def create_evidence_app(settings: Settings, schedule: Schedule = Schedule()) -> 
                 app.state.holds = HoldService(vault)
                 loops = [
                     relay.run(),
-                    run_sealer(sealer, js, Topology(settings.nats_namespace), schedule.sealer_concurrency),
+                    run_sealer(sealer, js, topology, schedule.sealer_concurrency),
                 ]
                 if schedule.sweep:
                     loops.append(fixity.run_sweep())
                 running.update(engine=engine, nc=nc, store=vault.store)
-                async with contextlib.asynccontextmanager(lifespan_tasks)(*loops):
-                    yield
+                try:
+                    async with contextlib.asynccontextmanager(lifespan_tasks)(*loops):
+                        yield
+                finally:
+                    read_ahead.close()
             finally:
                 running.clear()
                 await ledger.close()

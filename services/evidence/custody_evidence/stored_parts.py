@@ -1,5 +1,6 @@
 """The stored parts of an evidence item: their layout and sizes, one authenticated read pass
-over all of them, and the plaintext of a byte range, reading only the segments it needs.
+over all of them (which may continue one begun while the upload was still going up), and the
+plaintext of a byte range, reading only the segments it needs.
 
 Everything here is blocking (the object store is); async callers run it in a thread.
 Memory stays flat: bytes pass through one store chunk and one segment at a time.
@@ -15,6 +16,7 @@ import uuid
 from collections.abc import Generator, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from custody_common.crypto.stream import (
     HEADER,
@@ -26,7 +28,7 @@ from custody_common.crypto.stream import (
 )
 from custody_common.errors import IntegrityError
 from custody_common.manifest import StoredPart
-from custody_common.objectstore import ObjectNotFound, ObjectStore
+from custody_common.objectstore import ObjectInfo, ObjectNotFound, ObjectStore
 
 from custody_evidence.errors import Finding, StoredBytesDamaged
 
@@ -37,6 +39,33 @@ class ReadBack:
 
     sha256: str
     size: int
+
+
+@dataclass(frozen=True)
+class EarlyRead:
+    """A read pass over the first parts of an item, made while the rest was still going up:
+    those parts (each with its generation in the store when it was read), and the SHA-256
+    state and size of their plaintext. ``digest`` is never updated: continuing copies it."""
+
+    parts: tuple[StoredPart, ...]
+    generations: tuple[str | None, ...]
+    digest: Any
+    size: int
+
+    def holds_for(self, parts: Sequence[StoredPart], stored: Sequence[ObjectInfo]) -> bool:
+        """Whether this read covers the beginning of ``parts``, each still the same object
+        (``stored``: what the store says of each of ``parts`` now). A store that tells no
+        generation cannot show that: then it never does."""
+        count = len(self.parts)
+        return (
+            count <= len(parts)
+            and tuple(parts[:count]) == self.parts
+            and None not in self.generations
+            and tuple(info.generation for info in stored[:count]) == self.generations
+        )
+
+
+NOTHING_READ = EarlyRead(parts=(), generations=(), digest=hashlib.sha256(), size=0)
 
 
 def check_layout(evidence_id: uuid.UUID, parts: Sequence[StoredPart]) -> None:
@@ -62,39 +91,78 @@ def check_layout(evidence_id: uuid.UUID, parts: Sequence[StoredPart]) -> None:
         offset += part.size
 
 
-def check_stored_sizes(store: ObjectStore, parts: Sequence[StoredPart]) -> None:
-    """Raise StoredBytesDamaged unless every part is in the store at the size its plaintext implies."""
+def check_stored_sizes(store: ObjectStore, parts: Sequence[StoredPart]) -> list[ObjectInfo]:
+    """What the store says of each part; raises StoredBytesDamaged unless every part is in the
+    store at the size its plaintext implies."""
+    found_all = []
     for part in parts:
         try:
-            found = store.stat(part.key).size
+            found = store.stat(part.key)
         except ObjectNotFound:
             raise StoredBytesDamaged(
                 Finding.MISSING_PART, f"part {part.index} ({part.key}) is not in the object store", part.index
             ) from None
         expected = ciphertext_size(part.size)
-        if found != expected:
+        if found.size != expected:
             raise StoredBytesDamaged(
                 Finding.STORED_SIZE_MISMATCH,
-                f"part {part.index} ({part.key}) is {found} bytes in the store; "
+                f"part {part.index} ({part.key}) is {found.size} bytes in the store; "
                 f"{expected} expected for {part.size} bytes of plaintext (truncated or extended)",
                 part.index,
             )
+        found_all.append(found)
+    return found_all
 
 
-def read_back(store: ObjectStore, dek: bytes, evidence_id: uuid.UUID, parts: Sequence[StoredPart]) -> ReadBack:
+def read_back(
+    store: ObjectStore,
+    dek: bytes,
+    evidence_id: uuid.UUID,
+    parts: Sequence[StoredPart],
+    early: EarlyRead = NOTHING_READ,
+) -> ReadBack:
     """One pass over every part in order: sizes checked first, every segment authenticated,
     SHA-256 and size taken over the plaintext (in a thread of its own, beside the reading and
-    decrypting). Raises StoredBytesDamaged at the first fault."""
-    check_stored_sizes(store, parts)
-    digest = _HashingThread()
+    decrypting). Raises StoredBytesDamaged at the first fault.
+
+    The pass continues ``early`` where that covers the first parts and none of them changed in
+    the store since it was read (their generations); otherwise it reads every part."""
+    stored = check_stored_sizes(store, parts)
+    if not early.holds_for(parts, stored):
+        early = NOTHING_READ
+    done = _read_on(store, dek, evidence_id, early, parts[len(early.parts) :], stored[len(early.parts) :])
+    return ReadBack(sha256=done.digest.hexdigest(), size=done.size)
+
+
+def read_early(store: ObjectStore, dek: bytes, evidence_id: uuid.UUID, early: EarlyRead, part: StoredPart) -> EarlyRead:
+    """``early`` continued over ``part``, the next part of an upload still going up, as
+    :func:`read_back` would read it. Raises StoredBytesDamaged at a fault."""
+    check_layout(evidence_id, [*early.parts, part])
+    return _read_on(store, dek, evidence_id, early, [part], check_stored_sizes(store, [part]))
+
+
+def _read_on(
+    store: ObjectStore,
+    dek: bytes,
+    evidence_id: uuid.UUID,
+    early: EarlyRead,
+    parts: Sequence[StoredPart],
+    stored: Sequence[ObjectInfo],
+) -> EarlyRead:
+    digest = _HashingThread(early.digest.copy(), early.size)
     try:
         for part in parts:
             with _blamed_on(part):
                 for plaintext in decrypt_part(dek, evidence_id, part.offset, _stored_bytes(store, part)):
                     digest.update(plaintext)
     finally:
-        sha256 = digest.finish()
-    return ReadBack(sha256=sha256, size=digest.size)
+        state = digest.finish()
+    return EarlyRead(
+        parts=(*early.parts, *parts),
+        generations=(*early.generations, *(info.generation for info in stored)),
+        digest=state,
+        size=digest.size,
+    )
 
 
 class _HashingThread:
@@ -105,9 +173,10 @@ class _HashingThread:
     _BATCH = 16
     """Segments (of 64 KiB) handed over at a time."""
 
-    def __init__(self) -> None:
-        self.size = 0
-        self._digest = hashlib.sha256()
+    def __init__(self, digest: Any, size: int) -> None:
+        """Continues ``digest`` (a hashlib object of ``size`` bytes so far, updated from now on)."""
+        self.size = size
+        self._digest = digest
         self._batch: list[bytes] = []
         self._batches: queue.Queue[list[bytes] | None] = queue.Queue(maxsize=4)
         self._thread = threading.Thread(target=self._run, name="read-back-sha256", daemon=True)
@@ -125,12 +194,12 @@ class _HashingThread:
             self._batches.put(self._batch)
             self._batch = []
 
-    def finish(self) -> str:
-        """The hex digest of everything given; ends the thread."""
+    def finish(self) -> Any:
+        """The hashlib object, given everything; ends the thread."""
         self._batches.put(self._batch)
         self._batches.put(None)
         self._thread.join()
-        return self._digest.hexdigest()
+        return self._digest
 
 
 def plaintext_range(

@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from nats.aio.client import Client as NATS
 from sqlalchemy.exc import DBAPIError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -20,6 +21,7 @@ from custody_common.announcement import announce_signing_key
 from custody_common.bus import Topology, connect
 from custody_common.db import make_engine, session_factory
 from custody_common.keys import key_provider, service_signing_key
+from custody_common.manifest import PartStored
 from custody_common.objectstore import ObjectStore, ObjectStoreUnavailable, open_object_store
 from custody_common.outbox import EventEmitter, OutboxRelay
 from custody_common.web import create_app, standard_checks
@@ -62,6 +64,19 @@ class TusResumableHeader:
         await self.app(scope, receive, send_with_header)
 
 
+def _announcer(nc: NATS, subject: str) -> Callable[[PartStored], Awaitable[None]]:
+    """Publishes on core NATS that a part is stored: a hint for evidence, which reads every part
+    at seal anyway, so one that cannot be sent is only logged."""
+
+    async def announce(notice: PartStored) -> None:
+        try:
+            await nc.publish(subject, notice.model_dump_json().encode())
+        except Exception as exc:  # noqa: BLE001 — a hint: the PATCH stands without it
+            log.debug("could not announce part %d of %s: %s", notice.part.index, notice.evidence_id, exc)
+
+    return announce
+
+
 def create_intake_app(settings: IntakeSettings) -> FastAPI:
     """The intake service as an ASGI app; its lifespan opens everything it needs."""
     running = _Running()
@@ -92,6 +107,7 @@ def create_intake_app(settings: IntakeSettings) -> FastAPI:
             topology=topology,
             executor=executor,
             on_commit=relay.wake,
+            on_part_stored=_announcer(nc, topology.part_stored_subject),
         )
         tasks = [
             asyncio.create_task(relay.run(), name="outbox-relay"),

@@ -41,6 +41,11 @@ class Topology:
         return f"{self.namespace}.submissions.completed"
 
     @property
+    def part_stored_subject(self) -> str:
+        """Core NATS, no stream: intake's hint that a part of an upload in progress is stored."""
+        return f"{self.namespace}.parts.stored"
+
+    @property
     def audit_consumer(self) -> str:
         """Audit's durable pull consumer on the events stream."""
         return f"{self.namespace}-audit"

@@ -38,6 +38,9 @@ class ObjectInfo:
     size: int
     version_id: str | None = None
     """The S3 version id where the store versions objects; None on a local folder."""
+    generation: str | None = None
+    """Changes whenever the object's bytes may have changed (from :meth:`ObjectStore.stat`): the S3
+    version id; on a local folder the file's inode and change time."""
 
 
 class ObjectStore(Protocol):
@@ -66,7 +69,7 @@ class ObjectStore(Protocol):
         ...
 
     def stat(self, key: str) -> ObjectInfo:
-        """Size (and version id, where versioned) of ``key``; ObjectNotFound if there is none."""
+        """Size, generation (and version id, where versioned) of ``key``; ObjectNotFound if there is none."""
         ...
 
     def list(self, prefix: str) -> Iterator[str]:

@@ -133,7 +133,7 @@ class LocalFolderStore:
         return b"".join(self.read(key))
 
     def stat(self, key: str) -> ObjectInfo:
-        """Size of ``key``; ObjectNotFound if there is none."""
+        """Size and generation of ``key``; ObjectNotFound if there is none."""
         path = self._path(key)
         try:
             status = path.stat()
@@ -141,7 +141,7 @@ class LocalFolderStore:
             raise ObjectNotFound(f"no object {key!r} in {self._root}") from None
         if not stat.S_ISREG(status.st_mode):
             raise ObjectNotFound(f"no object {key!r} in {self._root}")
-        return ObjectInfo(key=key, size=status.st_size)
+        return ObjectInfo(key=key, size=status.st_size, generation=f"{status.st_ino}:{status.st_ctime_ns}")
 
     def list(self, prefix: str) -> Iterator[str]:
         """Keys that begin with ``prefix``, in lexical order."""

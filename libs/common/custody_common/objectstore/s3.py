@@ -286,7 +286,7 @@ class S3Store:
         validate_key(key)
         with self._speaking_s3(key, "inspect"):
             found = self._client.stat_object(self._bucket, key)
-        return ObjectInfo(key=key, size=found.size or 0, version_id=found.version_id)
+        return ObjectInfo(key=key, size=found.size or 0, version_id=found.version_id, generation=found.version_id)
 
     def list(self, prefix: str) -> Iterator[str]:
         """Keys that begin with ``prefix``, in lexical order (their current versions, not deleted ones)."""

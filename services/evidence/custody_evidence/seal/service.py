@@ -2,10 +2,12 @@
 
 Intake's signed statement is checked first; then every stored part is read back once
 (sizes, every segment authenticated, SHA-256 and size of the plaintext) and compared with what
-the investigator's device declared. A match is locked (WORM) with a signed manifest beside it;
-a mismatch is rejected: kept under legal hold with a signed manifest saying why, never served,
-never deleted. Either way the item is indexed and its custody event emitted in one transaction.
-Every step may be repeated after a crash: a redelivered message changes nothing twice.
+the investigator's device declared; parts read while the upload was still going up
+(:mod:`custody_evidence.seal.ahead`) are not read again if the store still holds them
+unchanged. A match is locked (WORM) with a signed manifest beside it; a mismatch is rejected:
+kept under legal hold with a signed manifest saying why, never served, never deleted. Either
+way the item is indexed and its custody event emitted in one transaction. Every step may be
+repeated after a crash: a redelivered message changes nothing twice.
 """
 
 from __future__ import annotations
@@ -29,8 +31,9 @@ from custody_evidence.holds import repository as holds
 from custody_evidence.items import repository as items
 from custody_evidence.protection import protect
 from custody_evidence.seal import repository
+from custody_evidence.seal.ahead import ReadAhead
 from custody_evidence.seal.schemas import Rejection, SealOutcome
-from custody_evidence.stored_parts import ReadBack, check_layout, read_back
+from custody_evidence.stored_parts import NOTHING_READ, EarlyRead, ReadBack, check_layout, read_back
 from custody_evidence.vault import Vault
 
 log = logging.getLogger(__name__)
@@ -45,13 +48,21 @@ class SealPostponed(EvidenceError):
 class Sealer:
     """Seals completed submissions (see the module docstring)."""
 
-    def __init__(self, vault: Vault, trusted_keys: TrustedKeys, fixity_interval: timedelta) -> None:
+    def __init__(
+        self,
+        vault: Vault,
+        trusted_keys: TrustedKeys,
+        fixity_interval: timedelta,
+        read_ahead: ReadAhead | None = None,
+    ) -> None:
         """``trusted_keys`` loads the services' public keys (called again when intake's is
-        missing or does not verify, so a newly deployed key is picked up)."""
+        missing or does not verify, so a newly deployed key is picked up); ``read_ahead``
+        follows uploads in progress."""
         self._vault = vault
         self._load_trusted = trusted_keys
         self._trusted: dict[str, Ed25519PublicKey] = {}
         self._fixity_interval = fixity_interval
+        self._read_ahead = read_ahead
 
     async def seal(self, payload: bytes, stream_sequence: int | None = None) -> SealOutcome:
         """Seal or reject the submission ``payload`` announces; raises SealPostponed when it
@@ -63,6 +74,9 @@ class Sealer:
         if not self._signed_by_intake(statement):
             reason = "the statement's signature does not verify under intake's key"
             return await self._set_aside(payload, reason, statement.evidence_id, stream_sequence)
+        early = NOTHING_READ
+        if self._read_ahead is not None:
+            early = await self._read_ahead.take(statement.evidence_id, statement.wrapped_dek)
 
         async with self._vault.sessions() as session:
             if await items.get(session, statement.evidence_id) is not None:
@@ -74,7 +88,7 @@ class Sealer:
             return await self._set_aside(payload, str(exc), statement.evidence_id, stream_sequence)
         rejection = None
         if manifest is None:
-            rejection, found = await self._examine(statement)
+            rejection, found = await self._examine(statement, early)
             manifest = self._manifest(statement, rejection, found)
         # Under the case's lock, so a case hold set or lifted meanwhile covers this item or
         # knows of it (see custody_evidence.holds.service).
@@ -130,8 +144,10 @@ class Sealer:
             raise IntegrityError(f"{key} describes another item ({manifest.evidence_id})")
         return manifest
 
-    async def _examine(self, statement: SubmissionCompleted) -> tuple[Rejection | None, ReadBack | None]:
-        """Read every stored byte back once and compare it with the declaration."""
+    async def _examine(
+        self, statement: SubmissionCompleted, early: EarlyRead
+    ) -> tuple[Rejection | None, ReadBack | None]:
+        """Read every stored byte back once (continuing ``early``) and compare it with the declaration."""
         vault = self._vault
         declared = {"declared_sha256": statement.declared_sha256, "declared_size": statement.size}
         try:
@@ -145,7 +161,7 @@ class Sealer:
         except IntegrityError as exc:
             return Rejection(finding=Finding.DATA_KEY_INVALID, message=str(exc), **declared), None
         try:
-            found = await vault.read_pass(read_back, vault.store, dek, statement.evidence_id, statement.parts)
+            found = await vault.read_pass(read_back, vault.store, dek, statement.evidence_id, statement.parts, early)
         except StoredBytesDamaged as damage:
             return Rejection.from_damage(damage, **declared), None
         except ObjectStoreError as exc:

@@ -282,8 +282,8 @@ async def test_two_sealers_of_one_message_index_the_manifest_the_vault_holds(vau
         await first_go.wait()
         return await Sealer._index(first, *args, **kwargs)
 
-    async def examine_then_wait(statement):  # type: ignore[no-untyped-def]
-        found = await Sealer._examine(second, statement)
+    async def examine_then_wait(statement, early):  # type: ignore[no-untyped-def]
+        found = await Sealer._examine(second, statement, early)
         second_read.set()
         await second_go.wait()
         return found

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import Executor
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -24,7 +24,14 @@ from custody_common.bus import Topology
 from custody_common.crypto.envelope import KeyProvider, new_data_key
 from custody_common.events import actor_person, actor_service, commitment, new_event, rfc3339
 from custody_common.ids import uuid7
-from custody_common.manifest import StoredPart, SubmissionCompleted, open_metadata, seal_json, seal_metadata
+from custody_common.manifest import (
+    PartStored,
+    StoredPart,
+    SubmissionCompleted,
+    open_metadata,
+    seal_json,
+    seal_metadata,
+)
 from custody_common.objectstore import ObjectNotFound, ObjectStore, ObjectStoreError
 from custody_common.outbox import EventEmitter, enqueue
 from custody_intake.settings import IntakeSettings
@@ -78,8 +85,11 @@ class UploadService:
         topology: Topology,
         executor: Executor,
         on_commit: Callable[[], None] = lambda: None,
+        on_part_stored: Callable[[PartStored], Awaitable[None]] | None = None,
         clock: Callable[[], datetime] = _utc_now,
     ) -> None:
+        """``on_part_stored`` is told of each part of an upload still in progress once it is
+        recorded (evidence reads such parts back before the upload completes); it must not raise."""
         self._settings = settings
         self._sessions = sessions
         self._store = store
@@ -89,6 +99,7 @@ class UploadService:
         self._topology = topology
         self._executor = executor
         self._on_commit = on_commit
+        self._on_part_stored = on_part_stored
         self._clock = clock
         self._lock_timeout = timedelta(seconds=settings.upload_lock_timeout)
 
@@ -306,6 +317,8 @@ class UploadService:
         self._on_commit()
         if completes:
             log.info("upload %s received, stored in %d parts", record.evidence_id, part.index + 1)
+        elif self._on_part_stored is not None:
+            await self._on_part_stored(PartStored(evidence_id=record.evidence_id, wrapped_dek=record.wrapped_dek, part=part))
         return updated
 
     async def _announce_receipt(

@@ -19,7 +19,9 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.support.nats import NATS_URL, provision_namespace, remove_namespace
+from custody_common.bus import Topology
+from custody_common.manifest import PartStored
+from tests.support.nats import NATS_URL, Listener, provision_namespace, remove_namespace
 from tests.support.stack import Stack
 from tests.support.submissions import upload_checksum
 from services.intake.tests.harness import CASE, stack_events, stack_upload, tus_metadata
@@ -448,6 +450,27 @@ def test_an_interrupted_patch_with_a_checksum_keeps_nothing(running: Stack, alic
     wait_for(lambda: stack_upload(running, evidence_id(url))["lock_token"] is None, "the interrupted PATCH to end")
     assert head(running, alice, url).headers["Upload-Offset"] == "0"
     assert part_keys(running, url) == [] and actions(running, url) == ["submitted"]
+
+
+# --- parts announced to evidence while the upload goes up ---------------------------------
+
+
+def test_each_part_of_an_upload_in_progress_is_announced(running: Stack, alice: str) -> None:
+    """A hint on core NATS, so that evidence may read the part back before the seal: every
+    part but the one that completes the upload, with the upload's wrapped data key."""
+    data = os.urandom(3000)
+    url = created(running, alice, data)
+    with Listener(Topology(running.namespace).part_stored_subject) as listener:
+        for start, end in ((0, 1000), (1000, 2500), (2500, 3000)):
+            assert patch(running, alice, url, start, data[start:end]).status_code == 204
+        listener.wait_for(2)
+        time.sleep(0.3)  # nothing more comes
+    heard = [PartStored.model_validate_json(payload) for payload in listener.heard]
+    assert [(n.part.index, n.part.offset, n.part.size) for n in heard] == [(0, 0, 1000), (1, 1000, 1500)]
+    assert {n.evidence_id for n in heard} == {uuid.UUID(evidence_id(url))}
+    row = stack_upload(running, evidence_id(url))
+    assert all(n.wrapped_dek.model_dump_json() == row["wrapped_dek"] for n in heard)
+    assert b"photo.jpg" not in b"".join(listener.heard), "no personal metadata in the announcement"
 
 
 # --- the file's SHA-256 stated by the PATCH that completes the upload ------------------------
