@@ -410,7 +410,7 @@ class _FileDigest:
 
     def __init__(self, path: Path) -> None:
         self._path = path
-        self._file = open(path, "rb")  # noqa: SIM115 — closed by the thread, or by __exit__
+        self._file = open(path, "rb")  # noqa: SIM115 — the thread closes it
         status = os.fstat(self._file.fileno())
         self.size = status.st_size
         head = self._file.read(self._BLOCK)
