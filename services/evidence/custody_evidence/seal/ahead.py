@@ -75,7 +75,8 @@ class ReadAhead:
             self._drop(notice.evidence_id)
             return
         upload.announced = time.monotonic()
-        upload.parts.put_nowait(notice.part)
+        if upload.follower is not None and not upload.follower.done():  # else it stopped: nothing to queue for
+            upload.parts.put_nowait(notice.part)
 
     def parts_read(self, evidence_id: uuid.UUID) -> int:
         """How many parts of the upload have been read so far."""
