@@ -68,12 +68,12 @@ class EarlyRead:
 NOTHING_READ = EarlyRead(parts=(), generations=(), digest=hashlib.sha256(), size=0)
 
 
-def check_layout(evidence_id: uuid.UUID, parts: Sequence[StoredPart]) -> None:
-    """Raise StoredBytesDamaged unless ``parts`` are numbered 0, 1, …, contiguous from offset 0,
-    stored under the item's own keys, each with the stored size its plaintext size implies."""
+def check_layout(evidence_id: uuid.UUID, parts: Sequence[StoredPart], first: int = 0, offset: int = 0) -> None:
+    """Raise StoredBytesDamaged unless ``parts`` are numbered 0, 1, …, contiguous from offset 0
+    (or, continuing parts already checked, from number ``first`` at ``offset``), stored under
+    the item's own keys, each with the stored size its plaintext size implies."""
     prefix = f"evidence/{evidence_id}/"
-    offset = 0
-    for position, part in enumerate(parts):
+    for position, part in enumerate(parts, start=first):
         problem = None
         if part.index != position:
             problem = f"part {position} is numbered {part.index}"
@@ -137,7 +137,7 @@ def read_back(
 def read_early(store: ObjectStore, dek: bytes, evidence_id: uuid.UUID, early: EarlyRead, part: StoredPart) -> EarlyRead:
     """``early`` continued over ``part``, the next part of an upload still going up, as
     :func:`read_back` would read it. Raises StoredBytesDamaged at a fault."""
-    check_layout(evidence_id, [*early.parts, part])
+    check_layout(evidence_id, [part], first=len(early.parts), offset=early.size)
     return _read_on(store, dek, evidence_id, early, [part], check_stored_sizes(store, [part]))
 
 
