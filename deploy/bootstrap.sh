@@ -2,7 +2,8 @@
 # Installs what Custody needs on a fresh Debian machine, and nothing that is already there:
 # uv (from PyPI), the locked Python environment (.venv, from uv.lock), nats-server (Debian's
 # package) and the web app's build. With --test, also what the tests use: docker-compose (to
-# check docker-compose.yml) and Debian's chromium (the browser tests).
+# check docker-compose.yml), Debian's chromium (the browser tests), poppler (reading the export's
+# PDF report) and the zip readers a court package is checked with besides Python's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.local/bin:$PATH"
@@ -44,4 +45,8 @@ if [ "${1:-}" = "--test" ]; then
     command -v docker-compose >/dev/null 2>&1 || apt_install docker-compose
     [ -x /usr/bin/chromium ] || apt_install chromium
     command -v pdftoppm >/dev/null 2>&1 || apt_install poppler-utils
+    command -v unzip >/dev/null 2>&1 || apt_install unzip
+    command -v 7zz >/dev/null 2>&1 || apt_install 7zip
+    command -v bsdtar >/dev/null 2>&1 || apt_install libarchive-tools
+    command -v jar >/dev/null 2>&1 || apt_install default-jdk-headless
 fi
