@@ -209,6 +209,8 @@ class _Zip:
         documents = sum(info.file_size for info in infos if info.compress_type == zipfile.ZIP_DEFLATED)
         if documents > _MAX_DEFLATED:
             return f"its deflated entries inflate to {documents} bytes in all, more than the {_MAX_DEFLATED} a package holds"
+        if not infos:
+            return "bytes that belong to no entry precede the central directory" if self.archive.start_dir else None
         ends = [info.header_offset for info in infos[1:]] + [self.archive.start_dir]
         position = 0
         for info, next_start in zip(infos, ends, strict=True):

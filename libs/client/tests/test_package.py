@@ -403,6 +403,21 @@ def test_not_a_zip_and_missing_parts(tmp_path: Path) -> None:
     assert verdict.exit_code == EXIT_FAILED and any("missing: manifest.sig" in f for f in verdict.failures)
 
 
+def test_an_archive_of_no_entries_is_a_finding_not_a_crash(tmp_path: Path) -> None:
+    """An empty archive, and one whose last end record lists no entries (appended to a genuine
+    package, it hides the package's entries from zipfile but not from a stream reader)."""
+    empty = tmp_path / "empty.zip"
+    zipfile.ZipFile(empty, "w").close()
+    verdict = verify_package(empty, None)
+    assert verdict.exit_code == EXIT_FAILED and any("missing: manifest.json" in f for f in verdict.failures)
+    package = build()
+    path = package.write(tmp_path / "p.zip")
+    path.write_bytes(path.read_bytes() + struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, 0, 0, 0, 0, 0))
+    assert zipfile.ZipFile(path).namelist() == []
+    failures = verify_package(path, package.pinned).failures
+    assert failures[0].startswith("zip entries: bytes that belong to no entry precede the central directory."), failures
+
+
 def test_unsafe_paths_are_refused(tmp_path: Path) -> None:
     package = build()
     path = package.write(tmp_path / "p.zip")
