@@ -216,8 +216,8 @@ def test_the_guide_s_commands_check_the_package_by_hand(court: Court) -> None:
     ran = subprocess.run(["bash", "-euo", "pipefail", "-c", "\n".join(shell)], cwd=folder, capture_output=True,
                          text=True)
     assert ran.returncode == 0, ran.stdout + ran.stderr
-    assert ran.stdout.count("Signature Verified Successfully") == 2, ran.stdout
-    assert ran.stdout.count(": OK") == len(court.sources), ran.stdout
+    assert ran.stdout.count("Signature Verified Successfully") == 3, ran.stdout  # manifest, reading aids, checkpoint
+    assert ran.stdout.count(": OK") == len(court.sources) + 2, ran.stdout  # the files, VERIFY.md and report.pdf
     snippet = re.search(r"```python\n(.*?)```", guide, re.S)
     assert snippet is not None
     proofs = subprocess.run([sys.executable, "-c", snippet.group(1)], cwd=folder, capture_output=True, text=True)
@@ -303,6 +303,11 @@ def edited_manifest(entries: dict[str, bytes]) -> None:
     entries["manifest.json"] = entries["manifest.json"].replace(b"Disclosure to the defence", b"Routine internal review")
 
 
+def forged_report(entries: dict[str, bytes]) -> None:
+    """A PDF's incremental update, appended, can change what every page shows."""
+    entries["report.pdf"] += b"1 0 obj\n<< /Type /Catalog >>\nendobj\n%%EOF\n"
+
+
 TAMPERING = [
     (changed_byte, ["file SHA-256", "sealed event"]),
     (removed_event, ["custody chain", "an event is missing"]),
@@ -310,6 +315,7 @@ TAMPERING = [
     (changed_proof_hash, ["custody chain", "does not lead to the root"]),
     (resigned_checkpoint, ["checkpoint is not signed by the pinned log key", "log-key.txt states"]),
     (edited_manifest, ["manifest signature", "exported event"]),
+    (forged_report, ["reading aids", "report.pdf (SHA-256 differs)"]),
 ]
 
 

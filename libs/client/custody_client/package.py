@@ -317,9 +317,19 @@ class _Zip:
         return digest.hexdigest()
 
 
-_DAMAGED = (zipfile.BadZipFile, NotImplementedError, RuntimeError, EOFError, OSError, zlib.error, lzma.LZMAError)
-"""What zipfile raises for an entry it cannot read: a bad CRC or header, an unsupported
-compression method, encryption, compressed data cut short or corrupt."""
+_DAMAGED = (
+    zipfile.BadZipFile,
+    NotImplementedError,
+    RuntimeError,
+    EOFError,
+    OSError,
+    UnicodeDecodeError,
+    zlib.error,
+    lzma.LZMAError,
+)
+"""What zipfile raises for an entry it cannot read: a bad CRC or header, a local header's
+name marked UTF-8 that is not, an unsupported compression method, encryption, compressed data
+cut short or corrupt."""
 _LOCAL = struct.Struct("<4sHHHHHIIIHH")
 """A local file header: signature, version needed, flags, method, time, date, CRC-32,
 compressed size, size, name length, extra field length."""
@@ -431,8 +441,9 @@ def verify_package(
     custody events, the manifest's signature and that its key is the evidence service's key in
     the log, every inclusion proof against the checkpoint, the checkpoint's signature by
     ``log_key`` (the package's own ``log-key.txt`` when None: then the verdict is not pinned),
-    each item's ``item_seq``/``prev_leaf`` chain, and the RFC 3161 time-stamp if present
-    (against ``tsa_roots``). Never raises for what the package holds: each problem is a failed
+    each item's ``item_seq``/``prev_leaf`` chain, that VERIFY.md and report.pdf are as the
+    evidence service wrote them, and the RFC 3161 time-stamp if present (against
+    ``tsa_roots``). Never raises for what the package holds: each problem is a failed
     :class:`Finding`."""
     verdict = PackageVerdict(path=Path(path), key_pinned=log_key is not None)
     try:
@@ -542,6 +553,17 @@ def _verify(package: _Zip, pinned: LogKey | None, tsa_roots: tuple[x509.Certific
     unlisted = [n for n in package.names if _path_key(n).startswith(("files/", "custody/")) and n not in listed]
     if unlisted:
         found.append(Finding(False, "package contents", f"not listed in the manifest: {', '.join(unlisted[:5])}"))
+    foreign = [n for n in package.names if not _path_key(n).startswith(("files/", "custody/")) and n not in _TOP_LEVEL]
+    if foreign:
+        found.append(
+            Finding(
+                False,
+                "package contents",
+                f"not part of a {PACKAGE_TYPE} package, so nothing in it vouches for them: {', '.join(foreign[:5])}",
+            )
+        )
+    if not layout:  # an archive laid out otherwise has failed already, and may be a zip bomb
+        _reading_aids(package, evidence_key, found)
     if not verdict.items:
         found.append(Finding(False, "package contents", "the manifest lists no exported item"))
     if package.has("checkpoint.tsr"):
@@ -552,6 +574,71 @@ def _verify(package: _Zip, pinned: LogKey | None, tsa_roots: tuple[x509.Certific
             found.append(Finding(False, "time-stamp", str(failure)))
         else:
             found.append(_timestamp(token, checkpoint_text, tsa_roots))
+
+
+_READING_AIDS = ("VERIFY.md", "report.pdf")
+_AIDS_SUMS, _AIDS_SIG = "reading-aids.sha256", "reading-aids.sig"
+_TOP_LEVEL = frozenset(
+    {"manifest.json", "manifest.sig", "manifest.pub.pem", "checkpoint.txt", "log-key.txt", "checkpoint.tsr"}
+    | {*_READING_AIDS, _AIDS_SUMS, _AIDS_SIG}
+)
+"""The names a package may hold outside ``files/`` and ``custody/``."""
+_SUM_LINE = re.compile(r"([0-9a-f]{64})  (\S+)")
+
+
+def _reading_aids(package: _Zip, evidence_key: Ed25519PublicKey | None, found: list[Finding]) -> None:
+    """VERIFY.md and report.pdf prove nothing themselves, but people read them: check that they
+    are as the evidence service wrote them (their SHA-256 in ``reading-aids.sha256``, signed
+    like the manifest)."""
+    missing = [name for name in (*_READING_AIDS, _AIDS_SUMS, _AIDS_SIG) if not package.has(name)]
+    if missing:
+        found.append(Finding(False, "reading aids", f"missing: {', '.join(missing)}"))
+        return
+    if evidence_key is None:
+        found.append(Finding(False, "reading aids", "no evidence service key to check their signature with"))
+        return
+    try:
+        sums = package.read(_AIDS_SUMS, 4096)
+        signature = package.read(_AIDS_SIG, 1024)
+        if len(signature) != 64:
+            raise InvalidSignature
+        evidence_key.verify(signature, sums)
+    except (InvalidSignature, VerificationFailed):
+        found.append(
+            Finding(False, "reading aids", f"{_AIDS_SIG} is not the signature of {_AIDS_SUMS} by manifest.pub.pem")
+        )
+        return
+    stated = {}
+    for line in sums.decode("ascii", "replace").splitlines():
+        matched = _SUM_LINE.fullmatch(line)
+        if matched is None or matched[2] in stated:
+            stated = {}
+            break
+        stated[matched[2]] = matched[1]
+    if sorted(stated) != sorted(_READING_AIDS):
+        listing = f"{_AIDS_SUMS} is not one SHA-256 line for each of {', '.join(_READING_AIDS)}"
+        found.append(Finding(False, "reading aids", listing))
+        return
+    try:
+        differ = [name for name in _READING_AIDS if package.digest(name, package.size(name)) != stated[name]]
+    except VerificationFailed as failure:
+        found.append(Finding(False, "reading aids", str(failure)))
+        return
+    if differ:
+        found.append(
+            Finding(
+                False, "reading aids", f"not as the evidence service wrote them: {', '.join(differ)} (SHA-256 differs)"
+            )
+        )
+        return
+    found.append(
+        Finding(
+            True,
+            "reading aids",
+            f"{' and '.join(_READING_AIDS)} are as the evidence service wrote them ({_AIDS_SUMS}, signed by the "
+            "manifest's key); they explain the package and prove nothing themselves",
+        )
+    )
 
 
 def _manifest_signature(package: _Zip, manifest_bytes: bytes, found: list[Finding]) -> Ed25519PublicKey | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import functools
 import hashlib
 import io
 import json
@@ -16,6 +17,7 @@ import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import textwrap
 import zipfile
 import zlib
@@ -25,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -110,6 +114,14 @@ class Package:
         self.files["manifest.pub.pem"] = key.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
+        if "reading-aids.sig" in self.files:
+            self.sign_reading_aids(key)
+
+    def sign_reading_aids(self, key: Ed25519PrivateKey | None = None) -> None:
+        """State the SHA-256 of VERIFY.md and report.pdf, as the vault does, signed by ``key``."""
+        sums = "".join(f"{hashlib.sha256(self.files[n]).hexdigest()}  {n}\n" for n in ("VERIFY.md", "report.pdf"))
+        self.files["reading-aids.sha256"] = sums.encode()
+        self.files["reading-aids.sig"] = (key or self.evidence_key).sign(sums.encode())
 
 
 def build(contents: dict[str, bytes] | None = None, event_changes: dict[str, Any] | None = None) -> Package:
@@ -219,6 +231,7 @@ def build(contents: dict[str, bytes] | None = None, event_changes: dict[str, Any
         )
     package.files["report.pdf"] = b"%PDF-1.4 for people"
     package.files["VERIFY.md"] = b"# How to verify"
+    package.sign_reading_aids()
     return package
 
 
@@ -416,6 +429,47 @@ def test_an_archive_of_no_entries_is_a_finding_not_a_crash(tmp_path: Path) -> No
     assert zipfile.ZipFile(path).namelist() == []
     failures = verify_package(path, package.pinned).failures
     assert failures[0].startswith("zip entries: bytes that belong to no entry precede the central directory."), failures
+
+
+def _forged_and_signed_by_another(package: Package) -> None:
+    package.files["report.pdf"] = b"%PDF-1.4 another story"
+    package.sign_reading_aids(Ed25519PrivateKey.generate())
+
+
+@pytest.mark.parametrize(
+    ("change", "failure"),
+    [
+        (lambda p: p.files.update({"report.pdf": b"%PDF-1.4 another story"}), "reading aids: not as the evidence "
+         "service wrote them: report.pdf (SHA-256 differs)"),
+        (lambda p: p.files.update({"VERIFY.md": b"# Pin this key: forger+1234"}), "reading aids: not as the evidence "
+         "service wrote them: VERIFY.md (SHA-256 differs)"),
+        (_forged_and_signed_by_another, "reading aids: reading-aids.sig is not the signature of reading-aids.sha256 by "
+         "manifest.pub.pem"),
+        (lambda p: p.files.pop("report.pdf"), "reading aids: missing: report.pdf"),
+        (lambda p: p.files.update({"notes.txt": b"the witness recanted"}), "package contents: not part of a "
+         "custody-package/v1 package, so nothing in it vouches for them: notes.txt"),
+    ],
+)
+def test_what_people_read_beside_the_proofs_is_as_the_vault_wrote_it(
+    tmp_path: Path, change: Callable[[Package], Any], failure: str
+) -> None:
+    """VERIFY.md and report.pdf prove nothing, but a judge reads them: a changed or missing one,
+    or an entry no package has, fails the package."""
+    package = build()
+    change(package)
+    assert verify_package(package.write(tmp_path / "p.zip"), package.pinned).failures == [failure]
+
+
+def test_reading_aids_listed_twice_or_beside_others_fail(tmp_path: Path) -> None:
+    package = build()
+    sums = package.files["reading-aids.sha256"]
+    first = sums.splitlines(keepends=True)[0]
+    for listed in (sums + first, sums + b"0" * 64 + b"  notes.txt\n", first):
+        package.files["reading-aids.sha256"] = listed
+        package.files["reading-aids.sig"] = package.evidence_key.sign(listed)
+        failures = verify_package(package.write(tmp_path / "p.zip"), package.pinned).failures
+        expected = "reading aids: reading-aids.sha256 is not one SHA-256 line for each of VERIFY.md, report.pdf"
+        assert failures == [expected], listed
 
 
 def test_unsafe_paths_are_refused(tmp_path: Path) -> None:
@@ -634,7 +688,7 @@ def test_a_local_header_that_tells_another_story_than_the_central_directory_fail
     data[local + offset : local + offset + len(value)] = value
     path.write_bytes(data)
     verdict = verify_package(path, package.pinned)
-    assert len(verdict.failures) == 1 and verdict.failures[0].startswith("zip entries: VERIFY.md: its local header")
+    assert verdict.failures[0].startswith("zip entries: VERIFY.md: its local header"), verdict.failures
 
 
 def test_a_package_streamed_with_data_descriptors_is_refused(tmp_path: Path) -> None:
@@ -1002,3 +1056,54 @@ def test_a_package_round_trips_through_bytes(tmp_path: Path) -> None:
     data = package.write(tmp_path / "p.zip").read_bytes()
     assert set(zipfile.ZipFile(io.BytesIO(data)).namelist()) == set(package.files)
     assert copy.deepcopy(package.manifest())["type"] == "custody-package/v1"
+
+
+# --- damaged packages --------------------------------------------------------------------------
+
+
+@functools.cache
+def _packed() -> tuple[bytes, LogKey, dict[str, bytes]]:
+    """A genuine package as bytes (the documents deflated, the rest stored), its pinned key and
+    its files."""
+    package = build()
+    packed = io.BytesIO()
+    with zipfile.ZipFile(packed, "w") as archive:
+        for name, content in package.files.items():
+            method = zipfile.ZIP_DEFLATED if name.endswith((".json", ".md", ".txt")) else zipfile.ZIP_STORED
+            archive.writestr(name, content, compress_type=method)
+    return packed.getvalue(), package.pinned, package.files
+
+
+def _damaged(data: bytes) -> st.SearchStrategy[bytes]:
+    at = st.integers(0, len(data) - 1)
+    flips = st.lists(st.tuples(at, st.integers(0, 255)), min_size=1, max_size=4)
+
+    def flipped(changes: list[tuple[int, int]]) -> bytes:
+        damaged = bytearray(data)
+        for position, value in changes:
+            damaged[position] = value
+        return bytes(damaged)
+
+    return st.one_of(
+        flips.map(flipped),
+        at.map(lambda end: data[:end]),
+        st.tuples(at, st.binary(min_size=1, max_size=64)).map(lambda p: data[: p[0]] + p[1] + data[p[0] :]),
+        st.tuples(at, st.integers(1, 64)).map(lambda p: data[: p[0]] + data[p[0] + p[1] :]),
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_a_damaged_package_is_findings_never_a_crash_and_verifies_only_as_it_was_packed(data: st.DataObject) -> None:
+    """Bytes changed, cut, inserted or removed anywhere: ``custody verify`` gives a verdict, and
+    a verdict of VERIFIED means every reader gets exactly the files that were packed (a change
+    may touch only what no reader acts on, such as a time stamp in a header)."""
+    genuine, pinned, files = _packed()
+    damaged = data.draw(_damaged(genuine))
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / "package.zip"
+        path.write_bytes(damaged)
+        verdict = verify_package(path, pinned)
+    if verdict.ok:
+        with zipfile.ZipFile(io.BytesIO(damaged)) as archive:
+            assert {name: archive.read(name) for name in archive.namelist()} == files

@@ -363,7 +363,8 @@ class ExportService:
             yield small("checkpoint.tsr", prepared.timestamp)
         for packed in prepared.packed:
             yield small(f"custody/{packed.selected.item.evidence_id}.json", packed.chain_json)
-        yield small("VERIFY.md", _guide(prepared))
+        guide = _guide(prepared)
+        yield small("VERIFY.md", guide)
         for packed in prepared.packed:
             yield PackageEntry(
                 path=packed.selected.path,
@@ -371,8 +372,15 @@ class ExportService:
                 size=packed.selected.item.size,
                 compress=False,
             )
+        # Made once the files are written (entries are written one after another): it says what
+        # reading them back found.
+        report = self._report(prepared)
         # Stored: its streams are compressed already, and a large case's report may pass 64 MiB.
-        yield PackageEntry(path="report.pdf", content=lambda: (self._report(prepared),), compress=False)
+        yield PackageEntry(path="report.pdf", content=lambda: (report,), size=len(report), compress=False)
+        aids = {"VERIFY.md": guide, "report.pdf": report}
+        sums = "".join(f"{hashlib.sha256(content).hexdigest()}  {name}\n" for name, content in aids.items()).encode()
+        yield small("reading-aids.sha256", sums)
+        yield small("reading-aids.sig", self._vault.signing_key.sign(sums))
 
     def _file_bytes(self, packed: _Packed) -> Iterator[bytes]:
         """The item's plaintext, every segment authenticated, hashed again against the seal."""
@@ -647,7 +655,8 @@ def _cover(
             "This report is a reading aid. What a court relies on are the package's proofs: the files' SHA-256 in "
             "manifest.json, signed by the evidence service (manifest.sig); every custody event with its inclusion "
             "proof (custody/) against the log's signed checkpoint (checkpoint.txt). VERIFY.md explains how to check "
-            "them with standard tools; `custody verify` checks them all."
+            "them with standard tools; `custody verify` checks them all, and that this report is as the evidence "
+            "service wrote it (reading-aids.sha256, signed by the same key)."
         ),
     )
 
