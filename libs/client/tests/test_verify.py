@@ -12,6 +12,8 @@ import uuid
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
@@ -324,3 +326,51 @@ def test_a_leaf_nested_too_deep_is_refused(log_key: Ed25519PrivateKey) -> None:
     with pytest.raises(VerificationFailed, match="the leaf is not JSON"):
         verify_chain(custody, LogKey.parse(_vkey(log_key)), str(uuid.uuid4()))
 
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=6,
+)
+
+
+def _nodes(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """The path to every value inside ``value``, itself included."""
+    found = [path]
+    members = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, member in members:
+        found += _nodes(member, (*path, key))
+    return found
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_any_answer_is_verified_or_refused_with_a_reason_never_a_crash(
+    log_key: Ed25519PrivateKey, data: st.DataObject
+) -> None:
+    """Whatever an answer holds in place of any of its values, the verifier checks it or says
+    why it does not hold (VerificationFailed), and never accepts an answer it was not given."""
+    evidence_id = "0190a1b2-0000-7000-8000-000000000001"
+    genuine, _ = build_log(log_key, evidence_id)
+    answer = copy.deepcopy(genuine)
+    for _ in range(data.draw(st.integers(1, 3))):
+        path = data.draw(st.sampled_from(_nodes(answer)[1:]))
+        *parents, last = path
+        holder = answer
+        for key in parents:
+            holder = holder[key]
+        holder[last] = data.draw(_JSON)
+    try:
+        verify_chain(answer, LogKey.parse(_vkey(log_key)), evidence_id)
+    except VerificationFailed:
+        return
+    assert answer == genuine or _same_proofs(answer, genuine), answer
+
+
+def _same_proofs(answer: dict[str, Any], genuine: dict[str, Any]) -> bool:
+    """Whether ``answer`` differs from ``genuine`` only in what equals it as a decoded value (an
+    entry's ``1.0`` for ``1``): its checkpoint, leaves and proofs are the same."""
+    return answer["checkpoint"] == genuine["checkpoint"] and [
+        (e["index"], e["leaf"], e["inclusion"]) for e in answer["events"]
+    ] == [(e["index"], e["leaf"], e["inclusion"]) for e in genuine["events"]]
