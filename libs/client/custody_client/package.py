@@ -177,7 +177,8 @@ class _Zip:
 
     def __init__(self, archive: zipfile.ZipFile) -> None:
         self.archive = archive
-        self.names = [info.filename for info in archive.infolist() if not info.is_dir()]
+        # Not ZipInfo.is_dir(), which fails on an empty name (an unsafe path, reported as such).
+        self.names = [info.filename for info in archive.infolist() if not info.filename.endswith("/")]
 
     def unsafe_names(self) -> list[str]:
         """Entries not spelled the one way every extractor reads alike (``./files/x``,
@@ -448,7 +449,8 @@ def verify_package(
     verdict = PackageVerdict(path=Path(path), key_pinned=log_key is not None)
     try:
         archive = zipfile.ZipFile(path)
-    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as exc:  # ValueError: a name that is not UTF-8
+    # ValueError: a name that is not UTF-8; NotImplementedError: a version of zip zipfile does not read
+    except (OSError, EOFError, ValueError, NotImplementedError, zipfile.BadZipFile) as exc:
         verdict.findings.append(Finding(False, "zip archive", f"{path} is not a readable zip archive ({exc})"))
         return verdict
     with archive:
