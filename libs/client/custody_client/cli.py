@@ -434,7 +434,7 @@ def _pinned_log_key(given: str | None) -> LogKey:
     candidate = Path(value)
     try:
         if "\n" not in value and len(value) < 4096 and candidate.is_file():
-            value = candidate.read_text()
+            value = candidate.read_text(errors="surrogateescape")  # other bytes: refused as not UTF-8
     except OSError:
         pass
     from custody_client.verify import LogKey

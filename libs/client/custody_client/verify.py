@@ -40,6 +40,16 @@ def ed25519_key_id(name: str, public_key: bytes) -> bytes:
     return hashlib.sha256(name.encode() + b"\n" + bytes([ED25519]) + public_key).digest()[:4]
 
 
+def _is_utf8(text: str) -> bool:
+    """Whether ``text`` encodes as UTF-8: a string from JSON (a ``\\ud800`` escape) or from the
+    command line (bytes that are not UTF-8) may hold lone surrogates, which do not."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 @dataclass(frozen=True)
 class LogKey:
     """A pinned verifier key of the custody log (C2SP note verifier key)."""
@@ -53,6 +63,8 @@ class LogKey:
     @classmethod
     def parse(cls, text: str) -> LogKey:
         """Read ``NAME+KEYIDHEX+BASE64(0x01 ‖ PUBKEY)``; raises VerificationFailed if malformed."""
+        if not _is_utf8(text):
+            raise VerificationFailed("the log key is not text (it holds bytes that are not UTF-8)")
         parts = text.strip().split("+", 2)  # the base64 key itself may hold "+"
         if len(parts) != 3 or not parts[0]:
             raise VerificationFailed("the log key must read ORIGIN+KEYID+BASE64 (as `GET /v1/log/key` gives it)")
@@ -104,6 +116,8 @@ def open_checkpoint(note: str, key: LogKey) -> Checkpoint:
     ``key``'s origin; raises VerificationFailed naming what is wrong."""
     if any(ord(c) < 0x20 and c != "\n" for c in note):
         raise VerificationFailed("checkpoint note holds control characters")
+    if not _is_utf8(note):
+        raise VerificationFailed("checkpoint note is not text (it holds a lone UTF-16 surrogate)")
     body, sep, signature_block = note.rpartition("\n\n")
     if not sep:
         raise VerificationFailed("checkpoint note has no signature block (no blank line)")

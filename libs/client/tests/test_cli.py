@@ -74,6 +74,11 @@ def test_usage_errors_found_after_parsing_exit_2(
     assert cli.main(["chain", str(uuid.uuid4()), "--verify"]) == 2
     assert "--log-key" in capsys.readouterr().err
     assert cli.main(["chain", str(uuid.uuid4()), "--verify", "--log-key", "garbage"]) == 2
+    capsys.readouterr()
+    binary = tmp_path / "log-key.bin"
+    binary.write_bytes(b"\xff\xfe not a key")
+    assert cli.main(["chain", str(uuid.uuid4()), "--verify", "--log-key", str(binary)]) == 2
+    assert "not UTF-8" in capsys.readouterr().err
 
 
 def test_the_console_script_exits_2_on_usage_and_0_on_help() -> None:

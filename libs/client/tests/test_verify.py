@@ -80,6 +80,8 @@ def test_a_verifier_key_whose_id_does_not_match_is_refused(log_key: Ed25519Priva
     with pytest.raises(VerificationFailed, match="Ed25519"):
         ecdsa_like = base64.b64encode(bytes([2]) + _raw(log_key)).decode()
         LogKey.parse(f"{name}+{key_id}+{ecdsa_like}")
+    with pytest.raises(VerificationFailed, match="not UTF-8"):  # a command line argument of other bytes
+        LogKey.parse(f"\udcff{name}+{key_id}+{encoded}")
 
 
 def test_a_signed_checkpoint_opens(log_key: Ed25519PrivateKey) -> None:
@@ -106,6 +108,7 @@ def test_a_cosignature_by_another_key_is_ignored(log_key: Ed25519PrivateKey) -> 
         pytest.param(lambda n: n[: n.rindex(" ") + 1] + base64.b64encode(b"\x00" * 68).decode() + "\n", id="signature"),
         pytest.param(lambda n: n.split("\n\n")[0] + "\n", id="no-signatures"),
         pytest.param(lambda n: n.replace("\u2014 ", "- "), id="malformed-signature-line"),
+        pytest.param(lambda n: "\ud800" + n[1:], id="lone-surrogate"),  # what JSON's "\ud800" decodes to
     ],
 )
 def test_a_tampered_checkpoint_is_refused(log_key: Ed25519PrivateKey, tamper) -> None:
@@ -328,8 +331,10 @@ def test_a_leaf_nested_too_deep_is_refused(log_key: Ed25519PrivateKey) -> None:
 
 
 
+_ANY_CHARACTER = st.characters(exclude_categories=())
+# Text with lone surrogates too: a JSON answer can hold them (escaped as \\udXXX).
 _JSON = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=20),
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(_ANY_CHARACTER, max_size=20),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
     max_leaves=6,
 )
