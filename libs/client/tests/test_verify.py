@@ -379,3 +379,26 @@ def _same_proofs(answer: dict[str, Any], genuine: dict[str, Any]) -> bool:
     return answer["checkpoint"] == genuine["checkpoint"] and [
         (e["index"], e["leaf"], e["inclusion"]) for e in answer["events"]
     ] == [(e["index"], e["leaf"], e["inclusion"]) for e in genuine["events"]]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 10**4), _ANY_CHARACTER | st.sampled_from("\ud800\udcff")), min_size=1, max_size=3),
+    st.booleans(),
+)
+def test_a_key_or_note_with_any_characters_changed_parses_or_is_refused_with_a_reason(
+    log_key: Ed25519PrivateKey, changes: list[tuple[int, str]], the_note: bool
+) -> None:
+    """Both come from outside (an answer, a package, the command line), lone surrogates included."""
+    note, key = _note(log_key, 12, hashlib.sha256(b"root").digest()), _vkey(log_key)
+    text = list(note if the_note else key)
+    for position, character in changes:
+        text[position % len(text)] = character
+    changed = "".join(text)
+    try:
+        if the_note:
+            open_checkpoint(changed, LogKey.parse(key))
+        else:
+            LogKey.parse(changed)
+    except VerificationFailed:
+        pass
