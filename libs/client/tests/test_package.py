@@ -44,6 +44,7 @@ from custody_client.package import (
 )
 from custody_client.verify import LogKey
 from custody_common.events import canonical, sign_event
+from tests.support.json_damage import damaged
 from tests.support.rfc6962 import audit_path, tree_hash
 from tests.support.tsa import OpensslTsa
 
@@ -1114,3 +1115,25 @@ def test_a_damaged_package_is_findings_never_a_crash_and_verifies_only_as_it_was
     if verdict.ok:
         with zipfile.ZipFile(io.BytesIO(damaged)) as archive:
             assert {name: archive.read(name) for name in archive.namelist()} == files
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_any_value_of_the_manifest_or_a_chain_replaced_is_findings_never_a_crash(data: st.DataObject) -> None:
+    """The manifest (signed again, so its checks run on what it now says) or a custody chain
+    with any of its values replaced by any JSON value: ``custody verify`` gives a verdict."""
+    package = copy.deepcopy(_built())
+    target = data.draw(st.sampled_from(["manifest.json", *(n for n in package.files if n.startswith("custody/"))]))
+    document = damaged(data, json.loads(package.files[target]))
+    body = json.dumps(document, indent=2).encode()  # lone surrogates stay escaped
+    package.files[target] = body
+    if target == "manifest.json":
+        package.files["manifest.sig"] = package.evidence_key.sign(body)
+    with tempfile.TemporaryDirectory() as scratch:
+        verdict = verify_package(package.write(Path(scratch) / "package.zip"), package.pinned)
+    assert not verdict.ok or document == json.loads(_built().files[target])
+
+
+@functools.cache
+def _built() -> Package:
+    return build()

@@ -26,6 +26,7 @@ from custody_client.verify import (
     verify_chain,
 )
 from custody_common.events import canonical
+from tests.support.json_damage import ANY_CHARACTER, damaged
 from tests.support.rfc6962 import audit_path, tree_hash
 
 
@@ -331,24 +332,6 @@ def test_a_leaf_nested_too_deep_is_refused(log_key: Ed25519PrivateKey) -> None:
 
 
 
-_ANY_CHARACTER = st.characters(exclude_categories=())
-# Text with lone surrogates too: a JSON answer can hold them (escaped as \\udXXX).
-_JSON = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(_ANY_CHARACTER, max_size=20),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
-    max_leaves=6,
-)
-
-
-def _nodes(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    """The path to every value inside ``value``, itself included."""
-    found = [path]
-    members = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
-    for key, member in members:
-        found += _nodes(member, (*path, key))
-    return found
-
-
 @settings(max_examples=300, deadline=None)
 @given(st.data())
 def test_any_answer_is_verified_or_refused_with_a_reason_never_a_crash(
@@ -358,14 +341,7 @@ def test_any_answer_is_verified_or_refused_with_a_reason_never_a_crash(
     why it does not hold (VerificationFailed), and never accepts an answer it was not given."""
     evidence_id = "0190a1b2-0000-7000-8000-000000000001"
     genuine, _ = build_log(log_key, evidence_id)
-    answer = copy.deepcopy(genuine)
-    for _ in range(data.draw(st.integers(1, 3))):
-        path = data.draw(st.sampled_from(_nodes(answer)[1:]))
-        *parents, last = path
-        holder = answer
-        for key in parents:
-            holder = holder[key]
-        holder[last] = data.draw(_JSON)
+    answer = damaged(data, genuine)
     try:
         verify_chain(answer, LogKey.parse(_vkey(log_key)), evidence_id)
     except VerificationFailed:
@@ -383,7 +359,7 @@ def _same_proofs(answer: dict[str, Any], genuine: dict[str, Any]) -> bool:
 
 @settings(max_examples=300, deadline=None)
 @given(
-    st.lists(st.tuples(st.integers(0, 10**4), _ANY_CHARACTER | st.sampled_from("\ud800\udcff")), min_size=1, max_size=3),
+    st.lists(st.tuples(st.integers(0, 10**4), ANY_CHARACTER | st.sampled_from("\ud800\udcff")), min_size=1, max_size=3),
     st.booleans(),
 )
 def test_a_key_or_note_with_any_characters_changed_parses_or_is_refused_with_a_reason(
