@@ -77,7 +77,8 @@ def _every_reader_extracts(path: Path, expected: dict[str, bytes], scratch: Path
     for reader, (command, streams) in _READERS.items():
         program = command.split()[0]
         if shutil.which(program) is None:
-            pytest.fail(f"{reader} is needed to read the archive as others will ({program}: deploy/bootstrap.sh --test)")
+            installs = "deploy/bootstrap.sh --test installs it"
+            pytest.fail(f"{reader} is needed to read the archive as others will ({program}; {installs})")
         into = scratch / f"by-{program}"
         into.mkdir()
         argv = [word.format(archive=path, into=into) for word in command.split()]
@@ -85,7 +86,8 @@ def _every_reader_extracts(path: Path, expected: dict[str, bytes], scratch: Path
             done = subprocess.run(argv, stdin=archive if streams else subprocess.DEVNULL, cwd=into, capture_output=True)
         assert done.returncode == 0, f"{reader}: {done.stdout[-500:]!r} {done.stderr[-500:]!r}"
         extracted = {str(f.relative_to(into)): f.read_bytes() for f in into.rglob("*") if f.is_file()}
-        assert extracted.keys() == expected.keys(), f"{reader} extracted {sorted(extracted.keys() ^ expected.keys())} otherwise"
+        differ = sorted(extracted.keys() ^ expected.keys())
+        assert not differ, f"{reader} extracted other paths: {differ}"
         wrong = [name for name, content in expected.items() if extracted[name] != content]
         assert not wrong, f"{reader} extracted other bytes for {wrong}"
 
