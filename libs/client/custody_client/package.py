@@ -483,7 +483,7 @@ def _verify(package: _Zip, pinned: LogKey | None, tsa_roots: tuple[x509.Certific
                 "that no check saw",
             )
         )
-    missing = [n for n in ("manifest.json", "manifest.sig", "manifest.pub.pem", "checkpoint.txt") if not package.has(n)]
+    missing = [n for n in _REQUIRED if not package.has(n)]
     if missing:
         found.append(Finding(False, "package contents", f"missing: {', '.join(missing)}"))
         return
@@ -552,10 +552,11 @@ def _verify(package: _Zip, pinned: LogKey | None, tsa_roots: tuple[x509.Certific
         verdict.items.append(item)
         listed.update({entry["path"], entry["custody"]})
     # compared as a case-insensitive file system would, so FILES/x counts as under files/
-    unlisted = [n for n in package.names if _path_key(n).startswith(("files/", "custody/")) and n not in listed]
+    itemized = {n for n in package.names if _path_key(n).startswith(("files/", "custody/"))}
+    unlisted = [n for n in package.names if n in itemized and n not in listed]
     if unlisted:
         found.append(Finding(False, "package contents", f"not listed in the manifest: {', '.join(unlisted[:5])}"))
-    foreign = [n for n in package.names if not _path_key(n).startswith(("files/", "custody/")) and n not in _TOP_LEVEL]
+    foreign = [n for n in package.names if n not in itemized and n not in _TOP_LEVEL]
     if foreign:
         found.append(
             Finding(
@@ -578,12 +579,11 @@ def _verify(package: _Zip, pinned: LogKey | None, tsa_roots: tuple[x509.Certific
             found.append(_timestamp(token, checkpoint_text, tsa_roots))
 
 
+_REQUIRED = ("manifest.json", "manifest.sig", "manifest.pub.pem", "checkpoint.txt")
+"""Without these, nothing in a package can be checked."""
 _READING_AIDS = ("VERIFY.md", "report.pdf")
 _AIDS_SUMS, _AIDS_SIG = "reading-aids.sha256", "reading-aids.sig"
-_TOP_LEVEL = frozenset(
-    {"manifest.json", "manifest.sig", "manifest.pub.pem", "checkpoint.txt", "log-key.txt", "checkpoint.tsr"}
-    | {*_READING_AIDS, _AIDS_SUMS, _AIDS_SIG}
-)
+_TOP_LEVEL = frozenset({*_REQUIRED, "log-key.txt", "checkpoint.tsr", *_READING_AIDS, _AIDS_SUMS, _AIDS_SIG})
 """The names a package may hold outside ``files/`` and ``custody/``."""
 _SUM_LINE = re.compile(r"([0-9a-f]{64})  (\S+)")
 
@@ -601,11 +601,9 @@ def _reading_aids(package: _Zip, evidence_key: Ed25519PublicKey | None, found: l
         return
     try:
         sums = package.read(_AIDS_SUMS, 4096)
-        signature = package.read(_AIDS_SIG, 1024)
-        if len(signature) != 64:
-            raise InvalidSignature
-        evidence_key.verify(signature, sums)
-    except (InvalidSignature, VerificationFailed):
+    except VerificationFailed:  # too large or damaged
+        sums = None
+    if sums is None or not _signature_holds(package, _AIDS_SIG, evidence_key, sums):
         found.append(
             Finding(False, "reading aids", f"{_AIDS_SIG} is not the signature of {_AIDS_SUMS} by manifest.pub.pem")
         )
@@ -655,18 +653,26 @@ def _manifest_signature(package: _Zip, manifest_bytes: bytes, found: list[Findin
     if not isinstance(key, Ed25519PublicKey):
         found.append(Finding(False, "manifest signature", "manifest.pub.pem is not an Ed25519 key"))
         return None
-    try:
-        signature = package.read("manifest.sig", 1024)
-        if len(signature) != 64:
-            raise InvalidSignature
-        key.verify(signature, manifest_bytes)
-    except (InvalidSignature, VerificationFailed):  # VerificationFailed: too large or damaged
+    if not _signature_holds(package, "manifest.sig", key, manifest_bytes):
         found.append(
             Finding(False, "manifest signature", "manifest.sig is not the signature of manifest.json by manifest.pub.pem")
         )
         return key
     found.append(Finding(True, "manifest signature", "manifest.json is signed by the key in manifest.pub.pem"))
     return key
+
+
+def _signature_holds(package: _Zip, name: str, key: Ed25519PublicKey, message: bytes) -> bool:
+    """Whether entry ``name`` is ``key``'s raw 64-byte Ed25519 signature of ``message`` (False
+    also when it is too large or damaged)."""
+    try:
+        signature = package.read(name, 1024)
+        if len(signature) != 64:
+            return False
+        key.verify(signature, message)
+    except (InvalidSignature, VerificationFailed):
+        return False
+    return True
 
 
 def _raw(key: Ed25519PublicKey) -> bytes:
