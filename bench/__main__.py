@@ -195,6 +195,7 @@ class _Session:
                 again = ", ".join(f"{value:.2f}" for value in ingest.copy_again.values)
                 notes.append(f"the same copy again at once, its memory reused: {again} s")
             notes.append(describe_use(ingest.cpu_seconds))
+            notes.append(f"{copy} {describe_use(ingest.copy_cpu_seconds)}")
             self.figures.append(
                 time_ratio(f"ingest {self.label}, submit → sealed", ingest.to_sealed, ingest.copy, copy, 1.5, notes)
             )

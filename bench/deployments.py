@@ -13,6 +13,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.processes import ceph_pids
 from custody_common.objectstore import ObjectStore, open_object_store
 from custody_common.settings import Settings
 from tests.support.nats import NATS_URL, provision_namespace, remove_namespace
@@ -72,6 +73,11 @@ class Deployment:
 
     def pids(self) -> dict[str, int]:
         return {service: self.stack.processes[service].pid for service in SERVICES}
+
+    def store_pids(self) -> dict[str, tuple[int, ...]]:
+        """The S3 server's processes, where it runs on this machine (a Ceph RGW), by one name."""
+        daemons = ceph_pids() if self.s3 is not None else ()
+        return {"S3 server": daemons} if daemons else {}
 
 
 @contextmanager

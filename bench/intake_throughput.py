@@ -59,13 +59,14 @@ def measure_intake(deployment: Deployment, bare: BareServer, size: int, rounds: 
     try:
         for _ in range(rounds):
             os.sync()
-            with cpu_used({"intake": stack.processes["intake"].pid}) as used:
+            with cpu_used({service: stack.processes[service].pid for service in ("intake", "evidence")}
+                          | deployment.store_pids()) as used:
                 seconds, evidence_id = _upload_to_intake(stack.url("intake"), investigator, size, sha256, request_bytes)
             intake_runs.append(size / MIB / seconds)
             intake_cpu.append(used)
             wait_sealed(vault, evidence_id)
             os.sync()
-            with cpu_used({"bare endpoint": bare.pid}) as used:
+            with cpu_used({"bare endpoint": bare.pid, **deployment.store_pids()}) as used:
                 seconds, names = _put_to_bare(bare.url, size, request_bytes)
             bare_runs.append(size / MIB / seconds)
             bare_cpu.append(used)

@@ -50,22 +50,49 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_cpu_seconds() -> float:
+    """CPU seconds all the machine's processors have spent busy so far (``/proc/stat``: all
+    but idle and waiting for I/O), whoever used them."""
+    user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, Path("/proc/stat").read_text().split()[1:9])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def ceph_pids() -> tuple[int, ...]:
+    """The Ceph daemons running on this machine (monitor, OSD, RADOS gateway): the S3 server."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and (entry / "comm").read_text().strip() in _CEPH_DAEMONS:
+                found.append(int(entry.name))
+        except OSError:  # ended meanwhile
+            continue
+    return tuple(found)
+
+
+_CEPH_DAEMONS = frozenset({"ceph-mon", "ceph-osd", "radosgw"})
+
+
 @contextmanager
-def cpu_used(pids: Mapping[str, int], children: str | None = None) -> Iterator[dict[str, float]]:
-    """CPU seconds each process in ``pids`` uses while the block runs (filled in when it ends);
-    with ``children``, also what this process's children that ended meanwhile used, under that
-    name; and the block's wall seconds under ``wall``."""
+def cpu_used(pids: Mapping[str, int | tuple[int, ...]], children: str | None = None) -> Iterator[dict[str, float]]:
+    """CPU seconds each process (or group of processes) in ``pids`` uses while the block runs
+    (filled in when it ends); with ``children``, also what this process's children that ended
+    meanwhile used, under that name; the whole machine's under ``whole machine`` and the
+    block's wall seconds under ``wall``."""
+    groups = {name: (pid,) if isinstance(pid, int) else pid for name, pid in pids.items()}
     used: dict[str, float] = {}
-    before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    before = {name: sum(map(cpu_seconds, group)) for name, group in groups.items()}
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    machine_before = machine_cpu_seconds()
     started = time.perf_counter()
     yield used
     used["wall"] = time.perf_counter() - started
-    for name, pid in pids.items():
-        used[name] = cpu_seconds(pid) - before[name]
+    machine = machine_cpu_seconds() - machine_before
+    for name, group in groups.items():
+        used[name] = sum(map(cpu_seconds, group)) - before[name]
     if children:
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         used[children] = after.ru_utime + after.ru_stime - children_before.ru_utime - children_before.ru_stime
+    used["whole machine"] = machine
 
 
 def median_use(runs: list[dict[str, float]]) -> dict[str, float]:
@@ -74,9 +101,11 @@ def median_use(runs: list[dict[str, float]]) -> dict[str, float]:
 
 
 def describe_use(used: Mapping[str, float]) -> str:
-    """``CPU seconds: a 1.2, b 3.4 in 5.0 s``: what :func:`cpu_used` found."""
+    """``CPU seconds: a 1.2, b 3.4, whole machine 7.0 in 5.0 s (1.4 of 2 cores busy)``: what
+    :func:`cpu_used` found."""
     processes = ", ".join(f"{name} {seconds:.1f}" for name, seconds in used.items() if name != "wall")
-    return f"CPU seconds: {processes} in {used['wall']:.1f} s"
+    busy = used["whole machine"] / used["wall"]
+    return f"CPU seconds: {processes} in {used['wall']:.1f} s ({busy:.1f} of {os.cpu_count()} cores busy)"
 
 
 def wait_answering(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
