@@ -13,7 +13,6 @@ import time
 import uuid
 from pathlib import Path
 
-import httpx
 import pytest
 
 from custody_common.objectstore import open_object_store

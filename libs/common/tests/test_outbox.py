@@ -1,6 +1,5 @@
 """The outbox against real PostgreSQL/SQLite and real NATS JetStream."""
 
-import asyncio
 
 import nats
 import pytest
