@@ -196,6 +196,9 @@ class _Session:
                 notes.append(f"the same copy again at once, its memory reused: {again} s")
             notes.append(describe_use(ingest.cpu_seconds))
             notes.append(f"{copy} {describe_use(ingest.copy_cpu_seconds)}")
+            floor = ingest.cpu_seconds["whole machine"] / (os.cpu_count() or 1)
+            notes.append(f"what the whole machine spent until custody submit returned, spread evenly over its "
+                         f"{os.cpu_count()} cores, takes {floor:.2f} s ({floor / ingest.copy.median:.2f}× the {copy})")
             self.figures.append(
                 time_ratio(f"ingest {self.label}, submit → sealed", ingest.to_sealed, ingest.copy, copy, 1.5, notes)
             )
