@@ -15,7 +15,7 @@ from nats.js.errors import APIError
 
 from custody_common.bus import Topology
 from custody_common.bus.provision import provision
-from tests.support.nats import NatsServer
+from tests.support.nats import NatsServer, flushed
 
 CONFIG = Path(__file__).resolve().parents[2] / "deploy/nats/custody.conf"
 USERS = ("provision", "intake", "evidence", "audit")
@@ -124,8 +124,7 @@ async def _heard(server, passwords, speaker: str, listener: str, subject: str) -
 
     A message that arrives is heard at once, however long that takes (up to 30 s); one the
     server refuses is reported to speaker or listener, and after that report the message has
-    one second more to arrive anyway. So neither answer hangs on a guess of how slow the
-    machine is."""
+    one second more to arrive anyway."""
     ear, ear_errors = await _connect(server, passwords, listener)
     mouth, mouth_errors = await _connect(server, passwords, speaker)
     try:
@@ -135,13 +134,14 @@ async def _heard(server, passwords, speaker: str, listener: str, subject: str) -
             heard.append(msg.data)
 
         await ear.subscribe(subject, cb=received)
-        await ear.flush()
+        await flushed(ear)
         await mouth.publish(subject, b"part")
         await mouth.flush()
-        deadline = asyncio.get_running_loop().time() + 30
-        while not heard and asyncio.get_running_loop().time() < deadline:
+        clock = asyncio.get_running_loop().time
+        deadline = clock() + 30
+        while not heard and clock() < deadline:
             if ear_errors or mouth_errors:
-                deadline = min(deadline, asyncio.get_running_loop().time() + 1)
+                deadline = min(deadline, clock() + 1)
             await asyncio.sleep(0.02)
         return heard == [b"part"]
     finally:

@@ -25,6 +25,17 @@ from custody_common.events import canonical
 NATS_URL = os.environ.get("CUSTODY_TEST_NATS_URL", "nats://127.0.0.1:4222")
 
 
+async def flushed(nc: nats.NATS) -> None:
+    """Return once the server has processed everything ``nc`` sent so far (a subscription
+    just made, say). nats-py 2.16's ``flush()`` writes its PING straight to the socket, ahead
+    of commands still queued for its flusher task, so its PONG can come back before the server
+    has seen a SUB made just before: a message published then is not delivered (about 1 time in
+    20 here). While the first flush waits, the flusher writes the queue; the second PING
+    follows it."""
+    await nc.flush()
+    await nc.flush()
+
+
 async def publish_events(namespace: str, events: list[dict]) -> None:
     """Publish signed custody events on their services' subjects of ``namespace``, each with
     its id as ``Nats-Msg-Id``, as the services' outbox relays do."""
@@ -113,7 +124,7 @@ class Listener:
                 self.heard.append(msg.data)
 
             await nc.subscribe(self.subject, cb=note)
-            await nc.flush()
+            await flushed(nc)
             self._ready.set()
             while not self._stop.is_set():
                 await asyncio.sleep(0.05)
