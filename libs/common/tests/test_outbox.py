@@ -1,6 +1,5 @@
 """The outbox against real PostgreSQL/SQLite and real NATS JetStream."""
 
-
 import nats
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
