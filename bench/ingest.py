@@ -72,6 +72,7 @@ def measure_ingest(deployment: Deployment, source: Path, rounds: int, profile: P
     pids = deployment.pids()
     for pid in pids.values():
         reset_peak_memory(pid)
+    store_pids = deployment.store_pids()
     uploaded_runs: list[float] = []
     sealed_runs: list[float] = []
     exit_runs: list[float] = []
@@ -82,7 +83,7 @@ def measure_ingest(deployment: Deployment, source: Path, rounds: int, profile: P
     evidence_id = ""
     for _ in range(rounds):
         os.sync()  # neither side pays for the other's writes still in the page cache
-        with cpu_used({**pids, **deployment.store_pids()}, children="custody submit") as used:
+        with cpu_used(pids | store_pids, children="custody submit") as used:
             evidence_id, to_uploaded, to_sealed, to_exit = _submit(
                 deployment, source, token, profiler(profile, "ingest-custody-submit")
             )
@@ -92,7 +93,7 @@ def measure_ingest(deployment: Deployment, source: Path, rounds: int, profile: P
         exit_runs.append(to_exit)
         peaks = {service: peak_memory_mib(pid) for service, pid in pids.items()}
         os.sync()
-        with cpu_used(deployment.store_pids()) as used:
+        with cpu_used(store_pids) as used:
             copy_runs.append(_durable_copy(deployment, source))
         copy_cpu_runs.append(used)
         if deployment.s3 is None:

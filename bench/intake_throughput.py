@@ -56,17 +56,17 @@ def measure_intake(deployment: Deployment, bare: BareServer, size: int, rounds: 
     intake_cpu: list[dict[str, float]] = []
     bare_cpu: list[dict[str, float]] = []
     store = deployment.store()
+    store_pids = deployment.store_pids()
     try:
         for _ in range(rounds):
             os.sync()
-            with cpu_used({service: stack.processes[service].pid for service in ("intake", "evidence")}
-                          | deployment.store_pids()) as used:
+            with cpu_used(deployment.pids() | store_pids) as used:
                 seconds, evidence_id = _upload_to_intake(stack.url("intake"), investigator, size, sha256, request_bytes)
             intake_runs.append(size / MIB / seconds)
             intake_cpu.append(used)
             wait_sealed(vault, evidence_id)
             os.sync()
-            with cpu_used({"bare endpoint": bare.pid, **deployment.store_pids()}) as used:
+            with cpu_used({"bare endpoint": bare.pid} | store_pids) as used:
                 seconds, names = _put_to_bare(bare.url, size, request_bytes)
             bare_runs.append(size / MIB / seconds)
             bare_cpu.append(used)
